@@ -1,0 +1,148 @@
+"""One typed settings object, read once from the environment (and `.env`).
+
+Nothing else in the code reads `os.environ`. A missing or malformed value stops the
+process at start with a message naming the variable (see `load_settings`).
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+ReservationPolicy = Literal["all_or_nothing", "partial"]
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Every setting of design.md; names are the environment variables, upper-cased."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+
+    redis_url: str = Field(description="Redis for booking state, locks and dedupe keys.")
+    broker_url: str | None = Field(default=None, description="Celery broker; REDIS_URL if unset.")
+
+    korus_base_url: str = Field(description="Korus API root, e.g. https://api.korusticket.com")
+    korus_client_id: str | None = None
+    korus_client_secret: SecretStr | None = None
+    korus_token_url: str | None = None
+    korus_token: SecretStr | None = None
+    korus_language: str = "en"
+    korus_connect_timeout: float = Field(default=3.05, gt=0)
+    korus_read_timeout: float = Field(default=20.0, gt=0)
+    # An order call's lease = connect + read timeout + this margin: until it ends, no
+    # other task may conclude that the call was lost.
+    order_lease_margin_seconds: float = Field(default=5.0, ge=0)
+
+    # Rotation: each webhook secret variable takes a comma-separated list; all are valid.
+    stripe_webhook_secret: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    payments_webhook_secret: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    webhook_tolerance_seconds: int = Field(default=300, gt=0)
+    webhook_dedupe_ttl_seconds: int = Field(default=3 * 24 * 3600, gt=0)
+    merchant_api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+
+    callback_url: str | None = None
+    callback_secret: SecretStr | None = None
+    callback_timeout_seconds: float = Field(default=5.0, gt=0)
+    callback_max_attempts: int = Field(default=8, ge=1)
+
+    sentry_dsn: SecretStr | None = None
+    sentry_environment: str = "development"
+
+    flower_basic_auth: SecretStr | None = None
+
+    reservation_policy: ReservationPolicy = "all_or_nothing"
+    sweep_interval_seconds: float = Field(default=15.0, gt=0)
+    sweep_batch_size: int = Field(default=500, ge=1)
+    cancel_margin_seconds: int = Field(default=60, ge=0)
+    stuck_after_seconds: int = Field(default=300, ge=1)
+    retention_seconds: int = Field(default=30 * 24 * 3600, ge=60)
+    task_max_retries: int = Field(default=12, ge=0)
+    retry_backoff_cap_seconds: int = Field(default=300, ge=1)
+    # Above the longest countdown a task ever uses (retry_backoff_cap_seconds and
+    # document waits), so the broker never redelivers a scheduled message early.
+    visibility_timeout_seconds: int = Field(default=3600, ge=1)
+
+    @field_validator(
+        "stripe_webhook_secret", "payments_webhook_secret", "merchant_api_keys", mode="before"
+    )
+    @classmethod
+    def _csv(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator("redis_url", "broker_url")
+    @classmethod
+    def _url_scheme(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        schemes = ("redis://", "rediss://", "unix://", "redis+socket://", "amqp://", "amqps://")
+        if not value.startswith(schemes):
+            raise ValueError(f"must start with one of {', '.join(schemes)}")
+        return value
+
+    @field_validator("korus_base_url", "korus_token_url", "callback_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _korus_auth(self) -> Settings:
+        if self.korus_token is None:
+            missing = [
+                name
+                for name, value in (
+                    ("KORUS_CLIENT_ID", self.korus_client_id),
+                    ("KORUS_CLIENT_SECRET", self.korus_client_secret),
+                    ("KORUS_TOKEN_URL", self.korus_token_url),
+                )
+                if not value
+            ]
+            if missing:
+                raise ValueError(
+                    "set KORUS_TOKEN, or all of KORUS_CLIENT_ID, KORUS_CLIENT_SECRET and "
+                    f"KORUS_TOKEN_URL (missing: {', '.join(missing)})"
+                )
+        return self
+
+    @property
+    def effective_broker_url(self) -> str:
+        return self.broker_url or self.redis_url
+
+
+class SettingsError(SystemExit):
+    """Raised at start when the environment is incomplete; the message names variables."""
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    lines = ["invalid settings:"]
+    for item in error.errors():
+        location = "_".join(str(part) for part in item["loc"]).upper()
+        variable = location or "settings"
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "missing":
+            message = "is required but not set"
+        lines.append(f"  {variable}: {message}")
+    return "\n".join(lines)
+
+
+@functools.cache
+def load_settings() -> Settings:
+    """Read the environment once; on error exit with a message naming each variable."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        message = describe_validation_error(error)
+        print(message, file=sys.stderr)
+        raise SettingsError(message) from None
