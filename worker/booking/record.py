@@ -1,0 +1,158 @@
+"""The booking record as stored in Redis (one JSON document per booking).
+
+Plain data: the transition functions in `worker.booking.transitions` compute a new record
+from an old one, and `worker.booking.store` writes it with a compare-and-set on `version`.
+Customer personal data lives only here (needed to place the order); it is never copied
+into task arguments, logs, metrics or Sentry events.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from worker.booking.states import State
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=False)
+
+
+class Customer(Model):
+    firstname: str
+    lastname: str
+    email: str
+    phone: str | None = None
+    country: str | None = None
+    language: str | None = None
+    title: str | None = None
+    optin: bool | None = None
+
+
+class HeldReservation(Model):
+    """A Korus hold: what the order call needs and when it lapses."""
+
+    id: str
+    iri: str
+    expires_at: datetime
+    total_incl_tax: Decimal
+    offer: str | None = None
+
+
+class Payment(Model):
+    """A payment the provider reported. Deduped by `payment_id` (business id)."""
+
+    provider: str
+    event_id: str
+    payment_id: str
+    amount_minor: int
+    currency: str
+    received_at: datetime
+
+
+class OrderedTicket(Model):
+    id: str
+    iri: str
+    item_id: str
+    voucher: str | None = None
+    status: str | None = None
+    required_beneficiary_fields: list[str] = Field(default_factory=list)
+    seating: dict[str, Any] | None = None
+    occurs_at: str | None = None
+
+
+class PlacedOrder(Model):
+    id: str
+    iri: str
+    reference: str | None = None
+    reservation: str
+    total_incl_tax: Decimal | None = None
+    tickets: list[OrderedTicket] = Field(default_factory=list)
+    document_ids: list[str] = Field(default_factory=list)
+
+
+class TicketDocument(Model):
+    order_id: str
+    document_id: str
+    downloadable_at: datetime | None = None
+    temporary_url: str | None = None
+    url_expires_at: datetime | None = None
+
+
+class OrderAttempt(Model):
+    """Marks that an order call may be under way, so no second POST goes out blindly.
+
+    `lease_until` is after the read timeout of the call: until then another task must not
+    conclude that the call is lost. `sent` is False only when the client proved that the
+    request never left (connection refused): then a new POST needs no reconciliation.
+    """
+
+    number: int
+    task_id: str | None = None
+    started_at: datetime
+    lease_until: datetime
+    sent: bool = True
+
+
+class Booking(Model):
+    id: str
+    external_reference: str
+    merchant: str = "default"
+    state: State = State.RECEIVED
+    version: int = 0
+    created_at: datetime
+    updated_at: datetime
+    items: list[dict[str, Any]]
+    customer: Customer
+    beneficiaries: list[dict[str, Any]] = Field(default_factory=list)
+    callback_url: str | None = None
+    language: str | None = None
+    policy: str = "all_or_nothing"
+
+    reservations: list[HeldReservation] = Field(default_factory=list)
+    failed_reservations: list[dict[str, Any]] = Field(default_factory=list)
+    released_reservations: list[HeldReservation] = Field(default_factory=list)
+    total_incl_tax: Decimal | None = None
+    currency: str = "eur"
+    reserve_attempts: int = 0
+    rescue: bool = False
+
+    payment: Payment | None = None
+    pending_payment: Payment | None = None
+    extra_payments: list[Payment] = Field(default_factory=list)
+
+    order_attempt: OrderAttempt | None = None
+    order_attempts: int = 0
+    orders: list[PlacedOrder] = Field(default_factory=list)
+    failed_orders: list[dict[str, Any]] = Field(default_factory=list)
+
+    documents: list[TicketDocument] = Field(default_factory=list)
+    beneficiaries_sent: list[str] = Field(default_factory=list)
+
+    reason: str | None = None
+    alerts: list[str] = Field(default_factory=list)
+
+    @property
+    def earliest_expires_at(self) -> datetime | None:
+        live = [r.expires_at for r in self.reservations]
+        return min(live) if live else None
+
+    @property
+    def total_minor(self) -> int | None:
+        if self.total_incl_tax is None:
+            return None
+        return int((self.total_incl_tax * 100).to_integral_value())
+
+    def to_json(self) -> str:
+        return self.model_dump_json()
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> Booking:
+        return cls.model_validate_json(raw)

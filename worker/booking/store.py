@@ -1,0 +1,230 @@
+"""Booking state in Redis: every write is a compare-and-set that appends to the timeline.
+
+Layout (see keys.py): one hash per booking (`state`, `version`, `json`), a capped
+timeline list, both under the booking's hash tag, so the Lua script touches keys of one
+slot only and also runs on Redis Cluster. The global indexes (deadlines, bookings by
+state) cannot join that script on a cluster; they are written *ahead* of the record and
+cleaned *after* it, so an index may hold a stale entry (readers re-check the record) but
+never misses a booking.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import redis
+
+from worker.booking import keys
+from worker.booking.deadlines import DeadlinePolicy, next_deadline
+from worker.booking.record import Booking, utcnow
+from worker.booking.states import CLOSED, State, can_move
+
+TIMELINE_CAP = 200
+
+# KEYS: booking hash, timeline list.
+# ARGV: expected version (-1: must not exist), new version, new state, json, ttl seconds
+#       (0: keep forever), timeline cap, then timeline entries.
+_CAS_SCRIPT = """
+local current = redis.call('HGET', KEYS[1], 'version')
+if ARGV[1] == '-1' then
+  if current then return 0 end
+elseif current ~= ARGV[1] then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'version', ARGV[2], 'state', ARGV[3], 'json', ARGV[4])
+for i = 7, #ARGV do redis.call('RPUSH', KEYS[2], ARGV[i]) end
+redis.call('LTRIM', KEYS[2], -tonumber(ARGV[6]), -1)
+local ttl = tonumber(ARGV[5])
+if ttl > 0 then
+  redis.call('EXPIRE', KEYS[1], ttl)
+  redis.call('EXPIRE', KEYS[2], ttl)
+else
+  redis.call('PERSIST', KEYS[1])
+  redis.call('PERSIST', KEYS[2])
+end
+return 1
+"""
+
+
+class ConcurrentUpdateError(RuntimeError):
+    """The record kept changing under us; the caller's task retries later."""
+
+
+class IllegalTransitionError(RuntimeError):
+    pass
+
+
+@dataclass
+class Change:
+    """What a transition function returns: the new record and why it changed."""
+
+    booking: Booking
+    reason: str
+    note: bool = False  # a timeline entry without a state change
+
+
+@dataclass
+class UpdateResult:
+    booking: Booking | None
+    changed: bool = False
+    previous_state: State | None = None
+    entered: list[State] = field(default_factory=list)
+
+
+def timeline_entry(
+    source: State | None, target: State, reason: str, task_id: str | None, at: datetime
+) -> str:
+    return json.dumps(
+        {
+            "at": at.isoformat(),
+            "from": source.value if source else None,
+            "to": target.value,
+            "reason": reason,
+            "task_id": task_id,
+        },
+        separators=(",", ":"),
+    )
+
+
+def _score(moment: datetime) -> float:
+    return moment.astimezone(UTC).timestamp()
+
+
+class BookingStore:
+    """Loads and writes booking records; the only code that touches their Redis keys."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        retention_seconds: int,
+        deadline_policy: DeadlinePolicy | None = None,
+    ) -> None:
+        self.redis = client
+        self.retention_seconds = retention_seconds
+        self.deadline_policy = deadline_policy or DeadlinePolicy()
+        self._cas = client.register_script(_CAS_SCRIPT)
+
+    # -- reads ---------------------------------------------------------------
+    def load(self, booking_id: str) -> Booking | None:
+        raw = self.redis.hget(keys.booking(booking_id), "json")
+        return Booking.from_json(raw) if raw else None
+
+    def load_many(self, booking_ids: Iterable[str]) -> list[Booking]:
+        ids = list(booking_ids)
+        if not ids:
+            return []
+        pipe = self.redis.pipeline(transaction=False)
+        for booking_id in ids:
+            pipe.hget(keys.booking(booking_id), "json")
+        return [Booking.from_json(raw) for raw in pipe.execute() if raw]
+
+    def timeline(self, booking_id: str) -> list[dict[str, Any]]:
+        entries = self.redis.lrange(keys.timeline(booking_id), 0, -1)
+        return [json.loads(entry) for entry in entries]
+
+    def ids_in_state(
+        self, state: State, *, after: float | None = None, limit: int = 50
+    ) -> list[tuple[str, float]]:
+        """Booking ids in `state` ordered by creation time, from a cursor (exclusive)."""
+        low = f"({after}" if after is not None else "-inf"
+        rows = self.redis.zrangebyscore(
+            keys.by_state(state.value), low, "+inf", start=0, num=limit, withscores=True
+        )
+        pairs = cast(list[tuple[str, float]], rows)
+        return [(str(member), float(score)) for member, score in pairs]
+
+    # -- writes --------------------------------------------------------------
+    def create(self, booking: Booking, *, reason: str, task_id: str | None = None) -> bool:
+        """Store a new record; False if a booking with this id already exists."""
+        entry = timeline_entry(None, booking.state, reason, task_id, booking.created_at)
+        return self._write(None, booking, [entry])
+
+    def update(
+        self,
+        booking_id: str,
+        transition: Callable[[Booking], Change | None],
+        *,
+        task_id: str | None = None,
+        attempts: int = 8,
+    ) -> UpdateResult:
+        """Apply `transition` with optimistic concurrency: load, compute, compare-and-set.
+
+        `transition` is a pure function of the record (it may be called several times if
+        another writer wins the race). It returns None when nothing is to change, which
+        makes every step idempotent: run twice, the second run finds nothing to do.
+        """
+        for _ in range(attempts):
+            current = self.load(booking_id)
+            if current is None:
+                return UpdateResult(None)
+            change = transition(current.model_copy(deep=True))
+            if change is None:
+                return UpdateResult(current, previous_state=current.state)
+            new = change.booking
+            if new.state != current.state and not can_move(current.state, new.state):
+                raise IllegalTransitionError(f"{current.state} -> {new.state} ({change.reason})")
+            new.version = current.version + 1
+            new.updated_at = utcnow()
+            entry = timeline_entry(
+                current.state if (new.state != current.state or change.note) else None,
+                new.state,
+                change.reason,
+                task_id,
+                new.updated_at,
+            )
+            if self._write(current, new, [entry]):
+                entered = [new.state] if new.state != current.state else []
+                return UpdateResult(new, True, current.state, entered)
+        raise ConcurrentUpdateError(f"booking {booking_id}: too many concurrent updates")
+
+    def _write(self, old: Booking | None, new: Booking, entries: list[str]) -> bool:
+        deadline = next_deadline(new, self.deadline_policy)
+        ttl = self.retention_seconds if new.state in CLOSED else 0
+        pipe = self.redis.pipeline(transaction=False)
+        # Indexes ahead of the record: a crash after this leaves a stale hint, never a gap.
+        if deadline is not None:
+            pipe.zadd(keys.DEADLINES, {new.id: _score(deadline)})
+        pipe.zadd(keys.by_state(new.state.value), {new.id: _score(new.created_at)})
+        self._cas(
+            keys=[keys.booking(new.id), keys.timeline(new.id)],
+            args=[
+                -1 if old is None else old.version,
+                new.version,
+                new.state.value,
+                new.to_json(),
+                ttl,
+                TIMELINE_CAP,
+                *entries,
+            ],
+            client=pipe,
+        )
+        written = bool(pipe.execute()[-1])
+        if written:
+            cleanup = self.redis.pipeline(transaction=False)
+            if old is not None and old.state != new.state:
+                cleanup.zrem(keys.by_state(old.state.value), new.id)
+            if deadline is None:
+                cleanup.zrem(keys.DEADLINES, new.id)
+            if new.state in CLOSED:
+                # Listing entries must not outlive the record (retention TTL).
+                cleanup.expire(keys.callbacks(new.id), self.retention_seconds)
+            if len(cleanup):
+                cleanup.execute()
+        return written
+
+    def reindex(self, booking: Booking) -> None:
+        """Re-score a booking in the deadline index from its record (sweeper repair)."""
+        deadline = next_deadline(booking, self.deadline_policy)
+        if deadline is None:
+            self.redis.zrem(keys.DEADLINES, booking.id)
+        else:
+            self.redis.zadd(keys.DEADLINES, {booking.id: _score(deadline)})
+
+
+def require_state(booking: Booking, *states: State) -> bool:
+    return booking.state in states
