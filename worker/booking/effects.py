@@ -1,0 +1,68 @@
+"""What happens after a transition: the next task, merchant callbacks, alerts.
+
+Follow-ups are derived from the record, not remembered by the caller: a task that runs
+again after a crash (between its compare-and-set and its enqueue) sends them again, and
+the receiving tasks are idempotent, so nothing is lost and nothing is done twice.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from worker.alerts import alert
+from worker.booking.record import Booking
+from worker.booking.states import State
+
+# State entered -> merchant callback event type (design.md "Merchant callbacks").
+CALLBACK_ON_ENTRY: dict[State, str] = {
+    State.AWAITING_PAYMENT: "booking.reserved",
+    State.RESERVATION_FAILED: "booking.reservation_failed",
+    State.COMPLETED: "booking.completed",
+    State.CANCELLED: "booking.cancelled",
+    State.EXPIRED: "booking.expired",
+    State.REFUND_REQUIRED: "booking.refund_required",
+}
+
+
+class Enqueuer(Protocol):
+    """Puts task messages on the broker. Implemented over Celery in worker.enqueue."""
+
+    def reserve(self, booking_id: str) -> None: ...
+
+    def payment_succeeded(self, booking_id: str, event_id: str) -> None: ...
+
+    def create_order(
+        self, booking_id: str, *, urgent: bool = False, countdown: float = 0
+    ) -> None: ...
+
+    def fetch_documents(
+        self, booking_id: str, *, countdown: float = 0, refresh: bool = False
+    ) -> None: ...
+
+    def notify(self, booking_id: str, event_type: str) -> None: ...
+
+
+def drive(booking: Booking, enqueue: Enqueuer) -> None:
+    """Enqueue the task that moves a booking out of a state where a task must act."""
+    if booking.state == State.PAID:
+        enqueue.create_order(booking.id)
+    elif booking.state == State.ORDERED:
+        enqueue.fetch_documents(booking.id)
+    elif booking.state == State.RESERVING and booking.rescue:
+        enqueue.reserve(booking.id)
+
+
+def after_transition(booking: Booking, entered: list[State], enqueue: Enqueuer) -> None:
+    """Send the follow-ups of the states just entered, and drive the current state."""
+    for state in entered:
+        event = CALLBACK_ON_ENTRY.get(state)
+        if event is not None:
+            enqueue.notify(booking.id, event)
+        if state == State.REFUND_REQUIRED:
+            alert(
+                "refund_required",
+                booking.id,
+                booking.reason or "money taken but no order can be made",
+                state=booking.state.value,
+            )
+    drive(booking, enqueue)

@@ -1,0 +1,139 @@
+"""Money arrives: record the payment and move the booking on (booking.payment_succeeded).
+
+Idempotent by business id: a payment (`payment_id`) is applied once, whatever the number
+of events or deliveries that carry it (Stripe sends both `checkout.session.completed`
+and `payment_intent.succeeded` for one payment).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from worker.alerts import alert
+from worker.booking import keys
+from worker.booking.context import StepContext
+from worker.booking.effects import after_transition
+from worker.booking.record import Booking, Payment
+from worker.booking.states import FINAL, PAID_STATES, State
+from worker.booking.store import Change, UpdateResult
+
+
+def _known(booking: Booking, payment: Payment) -> bool:
+    seen = [booking.payment, booking.pending_payment, *booking.extra_payments]
+    return any(p is not None and p.payment_id == payment.payment_id for p in seen)
+
+
+def amount_problem(booking: Booking, payment: Payment, *, rescue: bool = False) -> str | None:
+    """Why this payment does not pay for the held reservations, or None if it does.
+
+    A rescue (new hold after a lapse) is accepted when its total is not above the amount
+    paid; a normal payment must match the total exactly.
+    """
+    total = booking.total_minor
+    if total is None:
+        return "no reservation total to compare with"
+    if payment.currency.lower() != booking.currency.lower():
+        return f"currency {payment.currency} differs from {booking.currency}"
+    if rescue:
+        if total > payment.amount_minor:
+            return f"new total {total} is above the {payment.amount_minor} paid"
+        return None
+    if total != payment.amount_minor:
+        return f"amount {payment.amount_minor} differs from the reservation total {total}"
+    return None
+
+
+def settle_reserved(booking: Booking, payment: Payment, now: datetime) -> Change:
+    """A payment meets held reservations: paid, or refund_required with the reason."""
+    problem = amount_problem(booking, payment, rescue=booking.rescue)
+    booking.payment = payment
+    booking.pending_payment = None
+    if problem is not None:
+        booking.state = State.REFUND_REQUIRED
+        booking.reason = f"amount mismatch: {problem}"
+        return Change(booking, booking.reason)
+    expires = booking.earliest_expires_at
+    if expires is not None and expires <= now and not booking.rescue:
+        # The hold lapsed before the money came: try once to reserve again.
+        return start_rescue(booking, payment, "payment arrived after the hold lapsed")
+    booking.state = State.PAID
+    reason = "payment received"
+    if booking.rescue:
+        reason = "rescued: reserved again after a late payment, total within amount paid"
+    return Change(booking, reason)
+
+
+def start_rescue(booking: Booking, payment: Payment, why: str) -> Change:
+    """Late money for a cancelled or lapsed hold: reserve the same items once more."""
+    if booking.rescue:
+        booking.state = State.REFUND_REQUIRED
+        booking.payment = payment
+        booking.reason = f"{why}; the rescue was already tried"
+        return Change(booking, booking.reason)
+    booking.rescue = True
+    booking.released_reservations.extend(booking.reservations)
+    booking.reservations = []
+    booking.payment = None
+    booking.pending_payment = payment
+    booking.state = State.RESERVING
+    return Change(booking, f"{why}: rescue, reserving the same items again")
+
+
+def apply_payment(booking: Booking, payment: Payment, now: datetime) -> Change | None:
+    """The pure transition for a successful payment (see the module docstring)."""
+    if _known(booking, payment):
+        return None
+    state = booking.state
+    if state in (State.RECEIVED, State.RESERVING):
+        if booking.pending_payment is not None:
+            booking.extra_payments.append(payment)
+            return Change(booking, "second payment before reservation landed", note=True)
+        booking.pending_payment = payment
+        return Change(booking, "payment recorded before the reservation landed", note=True)
+    if state == State.AWAITING_PAYMENT:
+        return settle_reserved(booking, payment, now)
+    if state in (State.CANCELLED, State.EXPIRED):
+        return start_rescue(booking, payment, f"payment arrived after the booking was {state}")
+    if state == State.RESERVATION_FAILED:
+        booking.payment = payment
+        booking.state = State.REFUND_REQUIRED
+        booking.reason = "payment arrived for a booking whose reservation failed"
+        return Change(booking, booking.reason)
+    if state in PAID_STATES or state in FINAL:
+        booking.extra_payments.append(payment)
+        return Change(booking, f"extra payment {payment.payment_id}: refund it", note=True)
+    return None
+
+
+def load_payment(ctx: StepContext, event_id: str) -> Payment | None:
+    raw = ctx.redis.get(keys.payment_event(event_id))
+    if not raw:
+        return None
+    data = json.loads(raw)
+    return Payment.model_validate(data["payment"])
+
+
+def payment_succeeded(
+    ctx: StepContext, booking_id: str, event_id: str, task_id: str | None
+) -> None:
+    """Apply a stored payment event to its booking. Safe to run any number of times."""
+    payment = load_payment(ctx, event_id)
+    if payment is None:
+        alert("payment_event_missing", booking_id, f"event {event_id} not found in Redis")
+        return
+    result: UpdateResult = ctx.store.update(
+        booking_id, lambda b: apply_payment(b, payment, ctx.now()), task_id=task_id
+    )
+    booking = result.booking
+    if booking is None:
+        alert("unknown_booking", booking_id, f"payment {payment.payment_id} for unknown booking")
+        return
+    if result.changed and booking.extra_payments and booking.extra_payments[-1] == payment:
+        alert(
+            "extra_payment",
+            booking_id,
+            f"payment {payment.payment_id} arrived for a booking already paid: refund it",
+            amount_minor=payment.amount_minor,
+        )
+    after_transition(booking, result.entered, ctx.enqueue)

@@ -1,0 +1,243 @@
+"""The one entry point shared by the HTTP front, the CLI and the demo.
+
+No method here calls Korus: they write Redis and put messages on the broker, so the web
+process stays fast and a Korus outage never blocks a webhook.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Literal
+
+import redis
+
+from worker.alerts import alert
+from worker.booking import keys
+from worker.booking.effects import Enqueuer, after_transition
+from worker.booking.record import Booking, Customer, Payment, utcnow
+from worker.booking.requests import BookingRequest, PaymentEvent
+from worker.booking.states import CANCELLABLE, State
+from worker.booking.store import BookingStore, Change
+
+IDEMPOTENCY_TTL = int(timedelta(hours=24).total_seconds())
+
+PaymentOutcome = Literal[
+    "enqueued", "duplicate", "in_progress", "unknown_booking", "cancelled", "ignored"
+]
+# A first delivery that has not confirmed its enqueue within this time is presumed dead
+# (its process crashed): a retry of the event then enqueues it again.
+IN_PROGRESS_SECONDS = 10
+
+
+class BookingNotFoundError(LookupError):
+    pass
+
+
+class BookingConflictError(RuntimeError):
+    """The request is valid but the booking's state does not allow it (HTTP 409)."""
+
+
+class IdempotencyConflictError(ValueError):
+    """Same Idempotency-Key, different body (HTTP 422)."""
+
+
+@dataclass
+class StartResult:
+    booking: Booking
+    created: bool
+
+
+def new_booking_id() -> str:
+    # 26 chars of base32 randomness: unique, URL-safe, well under Korus's 50-char
+    # externalReference limit (the booking id is the Korus order externalReference).
+    return "bk_" + secrets.token_hex(12)
+
+
+def _cancel(booking: Booking, reason: str) -> Change | None:
+    if booking.state not in CANCELLABLE:
+        return None
+    booking.state = State.CANCELLED
+    booking.reason = reason
+    return Change(booking, reason)
+
+
+class BookingService:
+    def __init__(
+        self, store: BookingStore, enqueue: Enqueuer, *, event_ttl_seconds: int, policy: str
+    ) -> None:
+        self.store = store
+        self.redis: redis.Redis = store.redis
+        self.enqueue = enqueue
+        self.event_ttl_seconds = event_ttl_seconds
+        self.policy = policy
+
+    # -- bookings ------------------------------------------------------------
+    def start_booking(
+        self,
+        request: BookingRequest,
+        *,
+        merchant: str = "default",
+        idempotency_key: str | None = None,
+    ) -> StartResult:
+        """Create a booking and enqueue its reservation.
+
+        With an `idempotency_key`, the same key and body return the same booking; the same
+        key with another body raises IdempotencyConflictError. Nothing is written when
+        validation fails (the request model is already validated).
+        """
+        booking_id = new_booking_id()
+        if idempotency_key is not None:
+            existing = self._claim_idempotency(merchant, idempotency_key, request, booking_id)
+            if existing is not None:
+                return StartResult(existing, created=False)
+        now = utcnow()
+        booking = Booking(
+            id=booking_id,
+            external_reference=request.external_reference,
+            merchant=merchant,
+            created_at=now,
+            updated_at=now,
+            items=[item.korus_json() for item in request.items],
+            customer=Customer.model_validate(request.customer.model_dump()),
+            beneficiaries=[
+                b.model_dump(by_alias=True, exclude_none=True) for b in request.beneficiaries
+            ],
+            callback_url=request.callback_url,
+            language=request.language,
+            policy=request.reservation_policy or self.policy,
+        )
+        self.store.create(booking, reason="booking received")
+        # If this enqueue is lost (broker down), the sweeper finds the booking stuck in
+        # `received` and enqueues it again.
+        self.enqueue.reserve(booking.id)
+        return StartResult(booking, created=True)
+
+    def _claim_idempotency(
+        self, merchant: str, key: str, request: BookingRequest, booking_id: str
+    ) -> Booking | None:
+        body = json.dumps(request.model_dump(mode="json", by_alias=True), sort_keys=True)
+        digest = hashlib.sha256(body.encode()).hexdigest()
+        record = json.dumps({"booking_id": booking_id, "digest": digest})
+        redis_key = keys.idempotency(merchant, key)
+        if self.redis.set(redis_key, record, nx=True, ex=IDEMPOTENCY_TTL):
+            return None
+        stored = json.loads(self.redis.get(redis_key) or "{}")
+        if stored.get("digest") != digest:
+            raise IdempotencyConflictError("Idempotency-Key was used with another request body")
+        existing = self.store.load(stored["booking_id"])
+        if existing is None:
+            raise BookingConflictError("the first request with this key is still being processed")
+        return existing
+
+    def get(self, booking_id: str) -> Booking:
+        booking = self.store.load(booking_id)
+        if booking is None:
+            raise BookingNotFoundError(booking_id)
+        return booking
+
+    def timeline(self, booking_id: str) -> list[dict[str, Any]]:
+        self.get(booking_id)
+        return self.store.timeline(booking_id)
+
+    def list(
+        self, state: State, *, cursor: float | None = None, limit: int = 50
+    ) -> tuple[list[Booking], float | None]:
+        """A page of bookings in `state`, oldest first, and the cursor of the next page."""
+        rows = self.store.ids_in_state(state, after=cursor, limit=limit)
+        bookings = [b for b in self.store.load_many(i for i, _ in rows) if b.state == state]
+        next_cursor = rows[-1][1] if len(rows) == limit else None
+        return bookings, next_cursor
+
+    def cancel(self, booking_id: str, reason: str = "cancelled by the merchant") -> Booking:
+        """Cancel before payment. Idempotent: cancelling a cancelled booking returns it."""
+        result = self.store.update(booking_id, lambda b: _cancel(b, reason))
+        booking = result.booking
+        if booking is None:
+            raise BookingNotFoundError(booking_id)
+        if booking.state != State.CANCELLED:
+            raise BookingConflictError(f"a booking in state {booking.state} cannot be cancelled")
+        after_transition(booking, result.entered, self.enqueue)
+        return booking
+
+    def retry(self, booking_id: str) -> str:
+        """Operator action: enqueue again the task that drives the booking's state."""
+        booking = self.get(booking_id)
+        state = booking.state
+        if state in (State.RECEIVED, State.RESERVING):
+            self.enqueue.reserve(booking_id)
+            return "booking.reserve"
+        if state in (State.PAID, State.ORDERING, State.ORDER_UNCERTAIN):
+            self.enqueue.create_order(booking_id, urgent=True)
+            return "booking.create_order"
+        if state in (
+            State.ORDERED,
+            State.FETCHING_DOCUMENTS,
+            State.DOCUMENTS_PENDING,
+            State.AWAITING_BENEFICIARY,
+        ):
+            self.enqueue.fetch_documents(booking_id)
+            return "booking.fetch_documents"
+        raise BookingConflictError(f"nothing to retry in state {state}")
+
+    def refresh_documents(self, booking_id: str) -> Booking:
+        booking = self.get(booking_id)
+        if booking.state != State.COMPLETED:
+            raise BookingConflictError("documents can be refreshed once the booking is completed")
+        self.enqueue.fetch_documents(booking_id, refresh=True)
+        return booking
+
+    # -- payments ------------------------------------------------------------
+    def record_payment(self, event: PaymentEvent) -> PaymentOutcome:
+        """Record a verified provider event once (by event id) and act on it.
+
+        Returns after the message is on the broker. A repeated event id is a no-op
+        ("duplicate"); while its first delivery is still being handled it is
+        "in_progress" (the web answers 503 so the provider retries); if that first
+        delivery never confirmed its enqueue, it is enqueued again (the task dedupes by
+        payment id).
+        """
+        redis_key = keys.payment_event(event.key)
+        payment = Payment(
+            provider=event.provider,
+            event_id=event.event_id,
+            payment_id=event.payment_id,
+            amount_minor=event.amount_minor or 0,
+            currency=(event.currency or "").lower(),
+            received_at=utcnow(),
+        )
+        record = {
+            "booking_id": event.booking_id,
+            "kind": event.kind,
+            "payment": payment.model_dump(mode="json"),
+            "enqueued": False,
+            "recorded_at": time.time(),
+        }
+        if not self.redis.set(redis_key, json.dumps(record), nx=True, ex=self.event_ttl_seconds):
+            stored = json.loads(self.redis.get(redis_key) or "{}")
+            if stored.get("enqueued", True):
+                return "duplicate"
+            if time.time() - float(stored.get("recorded_at", 0)) < IN_PROGRESS_SECONDS:
+                return "in_progress"  # the first delivery is still being handled
+            record["recorded_at"] = time.time()
+            self.redis.set(redis_key, json.dumps(record), xx=True, keepttl=True)
+        booking = self.store.load(event.booking_id)
+        outcome: PaymentOutcome
+        if booking is None:
+            alert("unknown_booking", event.booking_id, f"{event.provider} event {event.event_id}")
+            outcome = "unknown_booking"
+        elif event.kind == "succeeded":
+            self.enqueue.payment_succeeded(event.booking_id, event.key)
+            outcome = "enqueued"
+        else:
+            result = self.store.update(event.booking_id, lambda b: _cancel(b, "payment failed"))
+            if result.booking is not None:
+                after_transition(result.booking, result.entered, self.enqueue)
+            outcome = "cancelled" if result.changed else "ignored"
+        record["enqueued"] = True
+        self.redis.set(redis_key, json.dumps(record), xx=True, keepttl=True)
+        return outcome
