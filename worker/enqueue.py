@@ -1,0 +1,49 @@
+"""Put booking task messages on the broker by task name (no task module imported here)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+
+
+class CeleryEnqueuer:
+    """The `Enqueuer` of worker.booking.effects over Celery's `send_task`.
+
+    Routing (queues) comes from the app's `task_routes`; `send_task` returns once the
+    broker accepted the message.
+    """
+
+    def __init__(self, app: Celery) -> None:
+        self.app = app
+
+    def _send(self, name: str, args: list[Any], **options: Any) -> None:
+        self.app.send_task(name, args=args, **{k: v for k, v in options.items() if v is not None})
+
+    def reserve(self, booking_id: str) -> None:
+        self._send("booking.reserve", [booking_id])
+
+    def payment_succeeded(self, booking_id: str, event_id: str) -> None:
+        self._send("booking.payment_succeeded", [booking_id, event_id])
+
+    def create_order(self, booking_id: str, *, urgent: bool = False, countdown: float = 0) -> None:
+        # priority 0 is the head of the payments queue on the Redis transport.
+        self._send(
+            "booking.create_order",
+            [booking_id],
+            priority=0 if urgent else None,
+            countdown=countdown or None,
+        )
+
+    def fetch_documents(
+        self, booking_id: str, *, countdown: float = 0, refresh: bool = False
+    ) -> None:
+        self._send(
+            "booking.fetch_documents",
+            [booking_id],
+            kwargs={"refresh": refresh} if refresh else None,
+            countdown=countdown or None,
+        )
+
+    def notify(self, booking_id: str, event_type: str) -> None:
+        self._send("booking.notify", [booking_id, event_type])

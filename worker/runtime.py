@@ -1,0 +1,76 @@
+"""Per-process wiring: one Redis pool, one store, one Korus client, one service.
+
+Built lazily on first use from the settings, so importing any module opens nothing.
+"""
+
+from __future__ import annotations
+
+import functools
+from datetime import timedelta
+
+import redis
+
+from worker.app import app
+from worker.booking.context import StepContext
+from worker.booking.deadlines import DeadlinePolicy
+from worker.booking.service import BookingService
+from worker.booking.store import BookingStore
+from worker.enqueue import CeleryEnqueuer
+from worker.korus.client import KorusClient
+from worker.settings import Settings, load_settings
+
+
+def deadline_policy(settings: Settings) -> DeadlinePolicy:
+    return DeadlinePolicy(
+        cancel_margin=timedelta(seconds=settings.cancel_margin_seconds),
+        stuck_after=timedelta(seconds=settings.stuck_after_seconds),
+    )
+
+
+@functools.cache
+def redis_client() -> redis.Redis:
+    settings = load_settings()
+    return redis.Redis.from_url(
+        settings.redis_url,
+        decode_responses=True,
+        socket_timeout=10,
+        socket_connect_timeout=5,
+        health_check_interval=30,
+    )
+
+
+@functools.cache
+def store() -> BookingStore:
+    settings = load_settings()
+    return BookingStore(
+        redis_client(),
+        retention_seconds=settings.retention_seconds,
+        deadline_policy=deadline_policy(settings),
+    )
+
+
+@functools.cache
+def service() -> BookingService:
+    settings = load_settings()
+    return BookingService(
+        store(),
+        CeleryEnqueuer(app),
+        event_ttl_seconds=settings.webhook_dedupe_ttl_seconds,
+        policy=settings.reservation_policy,
+    )
+
+
+@functools.cache
+def korus_client() -> KorusClient:
+    return KorusClient.from_settings(load_settings(), redis_client())
+
+
+@functools.cache
+def step_context() -> StepContext:
+    return StepContext(
+        settings=load_settings(),
+        redis=redis_client(),
+        store=store(),
+        enqueue=CeleryEnqueuer(app),
+        korus_factory=korus_client,
+    )
