@@ -1,0 +1,223 @@
+"""Property-based test of the booking invariants under duplicated and reordered messages.
+
+Hypothesis drives the real domain steps (no Celery, so it can choose the order in which
+messages run, duplicate them and interleave faults) against the real Redis store and the
+Korus sandbox over HTTP. Task messages land in an in-memory queue (`RecordingEnqueuer`)
+that the machine delivers in any order, any number of times, as a broker with
+redelivery might. Invariants:
+
+- no blind second order call: Korus never has to refuse one of our order calls as
+  "already ordered" (every second call was preceded by a reconciliation that found no
+  order), and no reservation is ordered twice;
+- no transition outside states.ALLOWED (the store raises), nothing leaves a final state;
+- once the messages are drained, every paid booking is `completed` or `refund_required`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from typing import Any
+
+import pytest
+import redis
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from tests.support.booking import request_for
+from worker.booking.context import RetryLater, StepContext
+from worker.booking.deadlines import DeadlinePolicy
+from worker.booking.documents import fetch_documents
+from worker.booking.ordering import create_order
+from worker.booking.payment import payment_succeeded
+from worker.booking.requests import PaymentEvent
+from worker.booking.reserve import reserve
+from worker.booking.service import BookingService
+from worker.booking.states import FINAL, PAID_STATES, State
+from worker.booking.store import BookingStore
+from worker.korus.auth import SharedTokenProvider
+from worker.korus.client import KorusClient
+from worker.korus.errors import KorusError, KorusRejectedError, KorusTransientError
+from worker.sandbox.admin import SandboxAdmin
+from worker.settings import Settings
+
+FAULTS = ["error", "rate_limit", "timeout_before_commit", "timeout_after_commit", "drop",
+          "drop_before_commit"]
+
+
+class RecordingEnqueuer:
+    def __init__(self) -> None:
+        self.pending: list[tuple[str, tuple[Any, ...]]] = []
+
+    def reserve(self, booking_id: str) -> None:
+        self.pending.append(("reserve", (booking_id,)))
+
+    def payment_succeeded(self, booking_id: str, event_id: str) -> None:
+        self.pending.append(("payment", (booking_id, event_id)))
+
+    def create_order(self, booking_id: str, *, urgent: bool = False, countdown: float = 0) -> None:
+        self.pending.append(("order", (booking_id,)))
+
+    def fetch_documents(self, booking_id: str, *, countdown: float = 0, refresh: bool = False) -> None:
+        self.pending.append(("documents", (booking_id,)))
+
+    def notify(self, booking_id: str, event_type: str) -> None:
+        pass  # callbacks never touch the booking
+
+
+class CountingKorus(KorusClient):
+    """The real client, counting order calls Korus refused as already ordered."""
+
+    already_ordered = 0
+
+    def create_orders(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().create_orders(*args, **kwargs)
+        except KorusRejectedError as error:
+            if error.already_ordered:
+                CountingKorus.already_ordered += 1
+            raise
+
+
+STEPS = {
+    "reserve": reserve,
+    "payment": payment_succeeded,
+    "order": create_order,
+    "documents": fetch_documents,
+}
+
+
+@pytest.fixture(scope="module")
+def machine_parts(redis_url: str, sandbox: Any, catalog: dict[str, Any]) -> dict[str, Any]:
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    app_settings = Settings(
+        redis_url=redis_url, korus_base_url=sandbox.url, korus_token="unused",
+        korus_read_timeout=0.3, korus_connect_timeout=0.3, order_lease_margin_seconds=0,
+    )
+    tokens = SharedTokenProvider(client, sandbox.token_url, "sandbox", "sandbox")
+    korus = CountingKorus(sandbox.url, tokens, connect_timeout=0.3, read_timeout=0.3)
+    return {"redis": client, "settings": app_settings, "korus": korus, "catalog": catalog,
+            "admin": SandboxAdmin(sandbox.url)}
+
+
+class BookingMachine(RuleBasedStateMachine):
+    parts: dict[str, Any] = {}
+    # Across all examples: proof that the run exercised the paths it claims to.
+    outcomes: Counter[str] = Counter()
+
+    def __init__(self) -> None:
+        super().__init__()
+        parts = self.parts
+        self.admin: SandboxAdmin = parts["admin"]
+        self.admin.reset()
+        client: redis.Redis = parts["redis"]
+        client.flushdb()
+        self.enqueue = RecordingEnqueuer()
+        store = BookingStore(client, retention_seconds=3600, deadline_policy=DeadlinePolicy())
+        self.ctx = StepContext(parts["settings"], client, store, self.enqueue,
+                               lambda: parts["korus"])
+        self.service = BookingService(store, self.enqueue, event_ttl_seconds=3600,
+                                      policy="all_or_nothing")
+        CountingKorus.already_ordered = 0
+        self.ids = [
+            self.service.start_booking(
+                request_for(parts["catalog"], "Day Pass", external_reference=f"P-{n}")
+            ).booking.id
+            for n in range(2)
+        ]
+        self.final_seen: dict[str, State] = {}
+        self.task_ids = iter(range(10**6))
+
+    def run(self, index: int) -> None:
+        name, args = self.enqueue.pending.pop(index % len(self.enqueue.pending))
+        task_id = f"task-{next(self.task_ids)}"
+        try:
+            STEPS[name](self.ctx, *args, task_id=task_id)
+        except RetryLater as wait:
+            time.sleep(min(wait.countdown, 0.6))
+            self.enqueue.pending.append((name, args))
+        except (KorusTransientError, KorusError):
+            self.enqueue.pending.append((name, args))  # the task's retry
+
+    @precondition(lambda self: self.enqueue.pending)
+    @rule(index=st.integers(0, 50))
+    def deliver(self, index: int) -> None:
+        self.run(index)
+
+    @precondition(lambda self: self.enqueue.pending)
+    @rule(index=st.integers(0, 50))
+    def redeliver(self, index: int) -> None:
+        """A message delivered twice (a worker died before acking it)."""
+        self.enqueue.pending.append(self.enqueue.pending[index % len(self.enqueue.pending)])
+
+    @rule(which=st.integers(0, 1), event=st.integers(0, 2), payment=st.integers(0, 1),
+          short=st.booleans())
+    def pay(self, which: int, event: int, payment: int, short: bool) -> None:
+        booking = self.service.get(self.ids[which])
+        total = booking.total_minor or 4000
+        self.service.record_payment(PaymentEvent(
+            provider="test", event_id=f"evt-{which}-{event}", kind="succeeded",
+            booking_id=booking.id, payment_id=f"pi-{which}-{payment}",
+            amount_minor=total - 1 if short else total, currency="eur",
+        ))
+
+    @rule(which=st.integers(0, 1))
+    def cancel(self, which: int) -> None:
+        try:
+            self.service.cancel(self.ids[which])
+        except Exception as error:  # noqa: BLE001 - a conflict is a legal outcome here
+            assert type(error).__name__ == "BookingConflictError"
+
+    @rule(fault=st.sampled_from(FAULTS),
+          endpoint=st.sampled_from(["POST /v1/booking/orders/_bulk",
+                                    "GET /v1/booking/orders",
+                                    "POST /v1/booking/reservations/_bulk"]))
+    def inject(self, fault: str, endpoint: str) -> None:
+        self.admin.set_fault(endpoint, next=[fault], timeout_seconds=0.5, retry_after=0)
+
+    @invariant()
+    def no_blind_second_order_call(self) -> None:
+        assert CountingKorus.already_ordered == 0
+        per_reservation = Counter(o["reservation"] for o in self.admin.orders())
+        assert all(n == 1 for n in per_reservation.values())
+
+    @invariant()
+    def final_states_are_final(self) -> None:
+        for booking in self.service.store.load_many(self.ids):
+            seen = self.final_seen.get(booking.id)
+            if seen is not None:
+                assert booking.state == seen
+            elif booking.state in FINAL:
+                self.final_seen[booking.id] = booking.state
+
+    def teardown(self) -> None:
+        self.admin.clear_faults()
+        for _ in range(200):  # drain: bounded
+            if not self.enqueue.pending:
+                break
+            self.run(0)
+        assert not self.enqueue.pending, self.enqueue.pending
+        for booking in self.service.store.load_many(self.ids):
+            BookingMachine.outcomes[booking.state.value] += 1
+            if booking.payment is not None or booking.state in PAID_STATES:
+                assert booking.state in FINAL, (booking.state, self.service.timeline(booking.id))
+            orders = [o for o in self.admin.orders() if o["externalReference"] == booking.id]
+            if booking.state == State.COMPLETED:
+                assert len(orders) == len(booking.reservations) == 1
+            if orders:
+                assert booking.state == State.COMPLETED, self.service.timeline(booking.id)
+
+
+def test_no_sequence_of_events_breaks_the_invariants(machine_parts: dict[str, Any]) -> None:
+    BookingMachine.parts = machine_parts
+    runner = BookingMachine.TestCase()
+    runner.settings = settings(
+        max_examples=60, stateful_step_count=25, deadline=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    BookingMachine.outcomes.clear()
+    runner.runTest()
+    print("final states over all examples:", dict(BookingMachine.outcomes))
+    assert BookingMachine.outcomes[State.COMPLETED.value] > 0
+    assert BookingMachine.outcomes[State.REFUND_REQUIRED.value] > 0

@@ -1,0 +1,80 @@
+"""Helpers to drive bookings from tests: requests for seeded products, waits, payments."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from typing import Any
+
+from worker.booking.record import Booking
+from worker.booking.requests import BookingRequest, PaymentEvent
+from worker.booking.service import BookingService
+from worker.booking.states import State
+
+CUSTOMER = {"firstname": "Grace", "lastname": "Hopper", "email": "grace@example.com",
+            "phone": "+33123456789"}
+
+
+def request_for(catalog: dict[str, Any], product: str, quantity: int = 1, **extra: Any) -> BookingRequest:
+    entry = catalog[product]
+    sessions = []
+    for _ in range(quantity):
+        ts: dict[str, Any] = {"ticket": entry["tickets"][0]}
+        if entry.get("sessions"):
+            ts["session"] = entry["sessions"][0]
+        if entry.get("form"):
+            form = entry["form"]
+            form_iri = form["@id"] if isinstance(form, dict) else form
+            fields = entry.get("form_fields") or (form.get("fields") if isinstance(form, dict) else [])
+            ts["formData"] = {
+                "form": form_iri,
+                "fields": [{"field": f["@id"] if isinstance(f, dict) else f, "value": "Hopper"}
+                           for f in fields],
+            }
+        sessions.append(ts)
+    body: dict[str, Any] = {
+        "externalReference": extra.pop("external_reference", "TEST-1"),
+        "items": [{"offer": entry["offer"], "quantity": quantity, "ticketSessions": sessions}],
+        "customer": CUSTOMER,
+    }
+    body.update(extra)
+    return BookingRequest.model_validate(body)
+
+
+def wait_for(service: BookingService, booking_id: str, *states: State,
+             timeout: float = 30.0) -> Booking:
+    """Poll until the booking reaches one of `states` (bounded)."""
+    deadline = time.monotonic() + timeout
+    booking = service.get(booking_id)
+    while time.monotonic() < deadline:
+        booking = service.get(booking_id)
+        if booking.state in states:
+            return booking
+        time.sleep(0.1)
+    timeline = service.timeline(booking_id)
+    raise AssertionError(
+        f"{booking_id} is {booking.state}, expected {states}; timeline: {timeline}"
+    )
+
+
+def pay(service: BookingService, booking: Booking, *, amount_minor: int | None = None,
+        event_id: str | None = None, payment_id: str | None = None) -> str:
+    return service.record_payment(
+        PaymentEvent(
+            provider="test",
+            event_id=event_id or f"evt_{booking.id}",
+            kind="succeeded",
+            booking_id=booking.id,
+            payment_id=payment_id or f"pi_{booking.id}",
+            amount_minor=booking.total_minor if amount_minor is None else amount_minor,
+            currency="eur",
+        )
+    )
+
+
+def orders_by_reservation(admin: Any) -> Counter[str]:
+    return Counter(o["reservation"] for o in admin.orders())
+
+
+def orders_for(admin: Any, booking_id: str) -> list[dict[str, Any]]:
+    return [o for o in admin.orders() if o["externalReference"] == booking_id]

@@ -1,0 +1,80 @@
+"""Fixtures of a real deployment per test module: the sandbox, a Celery worker, real Redis.
+
+Registered for every test by tests/conftest.py (`pytest_plugins`). A module that needs
+other worker settings overrides the `worker_settings` fixture.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from worker.app import app
+from worker.booking.deadlines import DeadlinePolicy
+from worker.booking.service import BookingService
+from worker.booking.store import BookingStore
+from worker.enqueue import CeleryEnqueuer
+from worker.processes import Proc, service_env, worker_proc
+from worker.sandbox.admin import SandboxAdmin
+from worker.sandbox.server import SandboxConfig, start_sandbox
+
+# Short timeouts so faults resolve in seconds: the sandbox's fault timeouts (2 s) are
+# longer than the worker's read timeout (1 s), which then sees a real timeout.
+WORKER_SETTINGS = {
+    "KORUS_READ_TIMEOUT": "1",
+    "KORUS_CONNECT_TIMEOUT": "1",
+    "RETRY_BACKOFF_CAP_SECONDS": "2",
+    "VISIBILITY_TIMEOUT_SECONDS": "30",
+    "STUCK_AFTER_SECONDS": "60",
+}
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[Any]:
+    with start_sandbox(SandboxConfig(port=0, documents_delay_seconds=2.0)) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def admin(sandbox: Any) -> SandboxAdmin:
+    return SandboxAdmin(sandbox.url)
+
+
+@pytest.fixture(scope="module")
+def catalog(admin: SandboxAdmin) -> dict[str, Any]:
+    return admin.catalog()
+
+
+@pytest.fixture(scope="module")
+def worker_settings() -> dict[str, str]:
+    return dict(WORKER_SETTINGS)
+
+
+@pytest.fixture(scope="module")
+def deployment_env(redis_url: str, sandbox: Any, worker_settings: dict[str, str]) -> dict[str, str]:
+    # Flushed once, before the worker starts: flushing under a running worker would drop
+    # the broker's queue bindings.
+    redis.Redis.from_url(redis_url).flushdb()
+    return service_env(redis_url, sandbox.url, **worker_settings)
+
+
+@pytest.fixture(scope="module")
+def worker(deployment_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proc]:
+    log = Path(tmp_path_factory.mktemp("worker")) / "worker.log"
+    proc = worker_proc(deployment_env, concurrency=4, log=log).start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture
+def service(redis_url: str, worker: Proc, admin: SandboxAdmin) -> Iterator[BookingService]:
+    admin.reset()
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    store = BookingStore(client, retention_seconds=3600, deadline_policy=DeadlinePolicy())
+    yield BookingService(store, CeleryEnqueuer(app), event_ttl_seconds=3600, policy="all_or_nothing")
+    admin.clear_faults()
+    client.close()
