@@ -1,0 +1,315 @@
+"""`KorusClient`: one method per Korus call the worker makes.
+
+The client never retries (except the single token refresh on a 401, in the transport):
+it raises an error of `worker.korus.errors` and the Celery task decides. Methods accept a
+resource id or its IRI wherever convenient.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import requests
+from pydantic import BaseModel, ValidationError
+
+from worker.korus.auth import SharedTokenProvider, StaticTokenProvider, TokenProvider
+from worker.korus.errors import KorusClientError, KorusOutcomeUnknownError
+from worker.korus.iris import path_segment as _seg
+from worker.korus.iris import reservation_iri
+from worker.korus.models import (
+    Availability,
+    Beneficiary,
+    BulkOrderResult,
+    BulkReservationResult,
+    Catalog,
+    Customer,
+    DocumentRef,
+    DocumentUrl,
+    Form,
+    KorusModel,
+    Offer,
+    Order,
+    OrderTicket,
+    Price,
+    Reservation,
+    ReservationRequestItem,
+    Session,
+    Ticket,
+)
+from worker.korus.pages import Page, iter_pages
+from worker.korus.transport import Transport
+
+if TYPE_CHECKING:
+    import redis
+
+    from worker.settings import Settings
+
+M = TypeVar("M", bound=BaseModel)
+K = TypeVar("K", bound=KorusModel)
+
+MAX_EXTERNAL_REFERENCE = 50  # the orders listing filters on 1-50 characters
+MAX_PAGES = 100  # 100 pages of 50: far above anything one booking or catalog produces
+
+
+def _check_reference(external_reference: str) -> None:
+    if not 1 <= len(external_reference) <= MAX_EXTERNAL_REFERENCE:
+        raise ValueError(
+            f"externalReference must be 1-{MAX_EXTERNAL_REFERENCE} characters, "
+            f"got {len(external_reference)}"
+        )
+
+
+def _iso(value: dt.date | str) -> str:
+    return value if isinstance(value, str) else value.isoformat()
+
+
+class KorusClient:
+    """The Korus Ticket API, typed. Thread-safe; share one per process."""
+
+    def __init__(
+        self,
+        base_url: str,
+        tokens: TokenProvider,
+        *,
+        language: str = "en",
+        connect_timeout: float = 3.05,
+        read_timeout: float = 20.0,
+        session: requests.Session | None = None,
+    ) -> None:
+        self.transport = Transport(
+            base_url,
+            tokens,
+            language=language,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            session=session,
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings, redis_client: redis.Redis) -> KorusClient:
+        """Static token when KORUS_TOKEN is set, else one token shared through Redis."""
+        tokens: TokenProvider
+        if settings.korus_token is not None:
+            tokens = StaticTokenProvider(settings.korus_token.get_secret_value())
+        else:
+            # Settings guarantees all three are set when KORUS_TOKEN is not.
+            assert settings.korus_token_url and settings.korus_client_id
+            assert settings.korus_client_secret is not None
+            tokens = SharedTokenProvider(
+                redis_client,
+                settings.korus_token_url,
+                settings.korus_client_id,
+                settings.korus_client_secret.get_secret_value(),
+                None,
+            )
+        return cls(
+            settings.korus_base_url,
+            tokens,
+            language=settings.korus_language,
+            connect_timeout=settings.korus_connect_timeout,
+            read_timeout=settings.korus_read_timeout,
+        )
+
+    # -- plumbing -------------------------------------------------------------------
+
+    def _get(self, model: type[M], path: str, params: Mapping[str, Any] | None = None) -> M:
+        return self._parse(model, self.transport.request("GET", path, params=params), "GET", path)
+
+    def _write(self, model: type[M], method: str, path: str, body: Any) -> M:
+        return self._parse(model, self.transport.request(method, path, body=body), method, path)
+
+    @staticmethod
+    def _parse(model: type[M], data: Any, method: str, path: str) -> M:
+        try:
+            return model.model_validate(data if data is not None else {})
+        except ValidationError as error:
+            # A write that answered 2xx took effect; only its answer is unexpected.
+            kind = KorusClientError if method == "GET" else KorusOutcomeUnknownError
+            message = f"unexpected answer shape: {error.error_count()} errors"
+            raise kind(message, method=method, path=path, body_excerpt=str(data)[:500]) from error
+
+    def _all(self, model: type[K], path: str, params: Mapping[str, Any] | None = None) -> list[K]:
+        query = {"itemsPerPage": 50, **(params or {})}
+        first = self._get(Page[model], path, query)  # type: ignore[valid-type]
+        return list(
+            iter_pages(
+                first,
+                lambda next_iri: self._get(Page[model], next_iri),  # type: ignore[valid-type]
+                max_pages=MAX_PAGES,
+            )
+        )
+
+    @staticmethod
+    def _offer_path(catalog_id: str, offer_id: str) -> str:
+        return f"/v1/ticketing/catalogs/{_seg(catalog_id)}/offers/{_seg(offer_id)}"
+
+    # -- catalog (read only; every error is safe to retry or permanent) ------------------
+
+    def list_catalogs(self) -> list[Catalog]:
+        return self._all(Catalog, "/v1/ticketing/catalogs")
+
+    def list_offers(
+        self,
+        catalog_id: str,
+        *,
+        date_after: dt.date | str | None = None,
+        date_before: dt.date | str | None = None,
+        products: Sequence[str] | None = None,
+        session: str | None = None,
+        page: int = 1,
+        items_per_page: int = 50,
+    ) -> Page[Offer]:
+        """One page of offers; filters map to `date[after]`, `date[before]`, `product[]`."""
+        params: dict[str, Any] = {"page": page, "itemsPerPage": items_per_page}
+        if date_after is not None:
+            params["date[after]"] = _iso(date_after)
+        if date_before is not None:
+            params["date[before]"] = _iso(date_before)
+        if products:
+            params["product[]"] = list(products)
+        if session is not None:
+            params["session"] = session
+        path = f"/v1/ticketing/catalogs/{_seg(catalog_id)}/offers"
+        return self._get(Page[Offer], path, params)
+
+    def all_offers(self, catalog_id: str) -> list[Offer]:
+        return self._all(Offer, f"/v1/ticketing/catalogs/{_seg(catalog_id)}/offers")
+
+    def list_tickets(self, catalog_id: str, offer_id: str) -> list[Ticket]:
+        return self._all(Ticket, f"{self._offer_path(catalog_id, offer_id)}/tickets")
+
+    def get_ticket(self, catalog_id: str, offer_id: str, ticket_id: str) -> Ticket:
+        path = f"{self._offer_path(catalog_id, offer_id)}/tickets/{_seg(ticket_id)}"
+        return self._get(Ticket, path)
+
+    def list_sessions(self, catalog_id: str, offer_id: str, ticket_id: str) -> list[Session]:
+        ticket = _seg(ticket_id)
+        return self._all(
+            Session, f"{self._offer_path(catalog_id, offer_id)}/tickets/{ticket}/sessions"
+        )
+
+    def get_availability(self, catalog_id: str, offer_id: str) -> Availability:
+        """Real-time availability (offers with `availabilityCheckRequired`)."""
+        return self._get(Availability, f"{self._offer_path(catalog_id, offer_id)}/availability")
+
+    def get_price(self, catalog_id: str, offer_id: str) -> Price:
+        """Real-time price (offers with `realtimePriceRequired`)."""
+        return self._get(Price, f"{self._offer_path(catalog_id, offer_id)}/price")
+
+    def get_form(self, form_id: str) -> Form:
+        return self._get(Form, f"/v1/forms/{_seg(form_id)}")
+
+    # -- reservations ---------------------------------------------------------------
+
+    def reserve(
+        self, items: Iterable[ReservationRequestItem | Mapping[str, Any]]
+    ) -> BulkReservationResult:
+        """POST reservations/_bulk: hold tickets. Some, all or none items may succeed:
+        successes are `reservations` (each with its own `expiresAt`), failures `failed`
+        (kept raw); all items failing is an answer (200 or 201), not an error.
+
+        Errors:
+        - KorusRejectedError (422): the consistency check refused the call; nothing held.
+        - KorusNotSentError, or KorusTransientError with status 429: nothing held; safe
+          to call again.
+        - KorusOutcomeUnknownError: holds may exist. They lapse on their own at
+          `expiresAt` (Korus has no release endpoint), so calling again may hold the
+          inventory twice until then; it can never order anything.
+        Raises ValueError, before sending, if `items` is empty.
+        """
+        body = {
+            "items": [
+                item.to_json_body() if isinstance(item, KorusModel) else dict(item)
+                for item in items
+            ]
+        }
+        if not body["items"]:
+            raise ValueError("at least one reservation item is needed")
+        return self._write(BulkReservationResult, "POST", "/v1/booking/reservations/_bulk", body)
+
+    def get_reservation(self, reservation_id: str) -> Reservation:
+        return self._get(Reservation, reservation_iri(reservation_id))
+
+    # -- orders ---------------------------------------------------------------------
+
+    def create_orders(
+        self,
+        reservation_iris: Sequence[str],
+        customer: Customer | Mapping[str, Any],
+        external_reference: str,
+    ) -> BulkOrderResult:
+        """POST orders/_bulk: turn reservations into orders (one per reservation).
+
+        Korus has no idempotency key; a reservation can be ordered once. Errors:
+        - KorusOutcomeUnknownError (read timeout, dropped connection, 5xx): the orders MAY
+          exist. Reconcile with `find_orders(external_reference)`; never call
+          create_orders again blindly.
+        - KorusRejectedError (422): `.already_ordered` means an earlier call succeeded
+          (reconcile, never refund); `.reservation_expired` means nothing can be ordered.
+          Reconcile through find_orders before giving any 422 up.
+        - KorusNotSentError, or KorusTransientError with status 429: nothing was ordered;
+          safe to call again.
+        Raises ValueError, before sending, if external_reference is not 1-50 characters.
+        """
+        _check_reference(external_reference)
+        if not reservation_iris:
+            raise ValueError("at least one reservation is needed")
+        body = {
+            "reservations": [reservation_iri(value) for value in reservation_iris],
+            "customer": (
+                customer.to_json_body() if isinstance(customer, Customer) else dict(customer)
+            ),
+            "externalReference": external_reference,
+        }
+        return self._write(BulkOrderResult, "POST", "/v1/booking/orders/_bulk", body)
+
+    def find_orders(self, external_reference: str) -> list[Order]:
+        """Every order made under `external_reference` (all pages): the reconciliation path.
+
+        Raises KorusClientError rather than return a truncated listing (over 5,000 orders).
+        """
+        _check_reference(external_reference)
+        params = {"external_reference": external_reference}
+        return self._all(Order, "/v1/booking/orders", params)
+
+    def get_order(self, order_id: str) -> Order:
+        return self._get(Order, f"/v1/booking/orders/{_seg(order_id)}")
+
+    def set_beneficiary(
+        self,
+        order_id: str,
+        item_id: str,
+        ticket_id: str,
+        beneficiary: Beneficiary | Mapping[str, Any],
+    ) -> OrderTicket:
+        """PATCH an order ticket's beneficiary (merge-patch; same body twice is harmless).
+
+        Errors: KorusRejectedError - the data was refused (see violations).
+        KorusOutcomeUnknownError - it may have been saved; sending it again is safe.
+        """
+        path = (
+            f"/v1/booking/orders/{_seg(order_id)}/items/{_seg(item_id)}/tickets/{_seg(ticket_id)}"
+        )
+        data = (
+            beneficiary.to_json_body()
+            if isinstance(beneficiary, Beneficiary)
+            else dict(beneficiary)
+        )
+        return self._write(OrderTicket, "PATCH", path, {"beneficiary": data})
+
+    # -- documents ------------------------------------------------------------------
+
+    def list_documents(self, order_id: str) -> list[DocumentRef]:
+        return self._all(DocumentRef, f"/v1/booking/orders/{_seg(order_id)}/documents")
+
+    def get_document_url(self, order_id: str, document_id: str) -> DocumentUrl:
+        """PATCH a document with `{}` to get a temporary download URL (lapses; see expires_at).
+
+        Errors: KorusRejectedError with `.not_yet_downloadable` (before `downloadableAt`)
+        or `.beneficiary_missing`: ask again later / after set_beneficiary.
+        KorusOutcomeUnknownError: nothing is lost; asking again is safe.
+        """
+        path = f"/v1/booking/orders/{_seg(order_id)}/documents/{_seg(document_id)}"
+        return self._write(DocumentUrl, "PATCH", path, {})

@@ -1,0 +1,320 @@
+"""HTTP transport for the Korus API: one pooled session, timeouts, headers, error mapping.
+
+Everything that touches the network goes through `Transport.request`, which always passes
+the (connect, read) timeouts, so no call site can forget them. `raise_for_response` and
+`error_from_exception` are the ONE place deciding which error of the tree a failure
+becomes; in particular whether a state-changing request may have taken effect
+(`KorusOutcomeUnknownError`) or certainly did not leave this process (`KorusNotSentError`).
+
+The transport never retries, except the single token refresh on a 401: the Celery tasks
+own the retry policy.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import math
+import os
+import threading
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ConnectTimeoutError, MaxRetryError
+
+from worker.korus.errors import (
+    KorusAuthError,
+    KorusClientError,
+    KorusError,
+    KorusNotFoundError,
+    KorusNotSentError,
+    KorusOutcomeUnknownError,
+    KorusRejectedError,
+    KorusTransientError,
+    Violation,
+)
+
+if TYPE_CHECKING:
+    from worker.korus.auth import TokenProvider
+
+JSON_LD = "application/ld+json"
+MERGE_PATCH = "application/merge-patch+json"
+BODY_EXCERPT_CHARS = 500
+STATE_CHANGING = frozenset({"POST", "PATCH", "PUT", "DELETE"})
+
+_session_lock = threading.Lock()
+_session: requests.Session | None = None
+_session_pid: int | None = None
+
+
+def new_session() -> requests.Session:
+    """A session with a pooled adapter and no urllib3 retries (retries belong to tasks)."""
+    session = requests.Session()
+    # 4 hosts at most (API, token endpoint, document storage, sandbox); 32 connections per
+    # host covers a worker process running up to 32 threads against one host.
+    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=32, max_retries=0)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+def shared_session() -> requests.Session:
+    """The process's one session; re-created in a forked child (sockets are not shared)."""
+    global _session, _session_pid
+    pid = os.getpid()
+    if _session is not None and _session_pid == pid:
+        return _session
+    with _session_lock:
+        if _session is None or _session_pid != pid:
+            # The parent's pooled sockets must not be used (or closed) by the child.
+            _session = new_session()
+            _session_pid = pid
+        return _session
+
+
+def _forget_session_in_child() -> None:
+    # A lock held by another thread at fork time stays held forever in the child.
+    global _session_lock, _session, _session_pid
+    _session_lock = threading.Lock()
+    _session, _session_pid = None, None
+
+
+os.register_at_fork(after_in_child=_forget_session_in_child)
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Retry-After as seconds from now: delta-seconds or an HTTP date; None if absent/bad."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        pass
+    else:
+        return max(0.0, seconds) if math.isfinite(seconds) else None
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        return None
+    current = time.time() if now is None else now
+    return max(0.0, when.timestamp() - current)
+
+
+def _excerpt(response: requests.Response) -> str:
+    try:
+        return response.text[:BODY_EXCERPT_CHARS]
+    except Exception:  # a body that cannot be decoded must not hide the real error
+        return ""
+
+
+def _json_or_none(response: requests.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _violations(body: Any) -> list[Violation]:
+    if not isinstance(body, dict):
+        return []
+    raw = body.get("violations")
+    if not isinstance(raw, list):
+        return []
+    return [Violation.from_json(item) for item in raw if isinstance(item, dict)]
+
+
+def _title(body: Any, status: int) -> str:
+    if isinstance(body, dict):
+        for key in ("detail", "title", "description", "error_description", "error"):
+            value = body.get(key)
+            if isinstance(value, str) and value:
+                return value
+    return f"HTTP {status}"
+
+
+def _context(response: requests.Response, method: str, path: str) -> dict[str, Any]:
+    """What every error of an answer carries: where, status, request id, body excerpt."""
+    return {
+        "method": method,
+        "path": path,
+        "status": response.status_code,
+        "request_id": response.headers.get("X-Request-Id"),
+        "body_excerpt": _excerpt(response),
+    }
+
+
+def raise_for_response(
+    response: requests.Response, method: str, path: str, *, state_changing: bool
+) -> None:
+    """Raise the error of the tree for a non-2xx answer; return for 2xx."""
+    status = response.status_code
+    if 200 <= status < 300:
+        return
+    body = _json_or_none(response)
+    context = _context(response, method, path)
+    title = _title(body, status)
+    if status == 429:
+        # Refused by the rate limiter: not processed, even for a POST.
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        raise KorusTransientError(f"rate limited: {title}", retry_after=retry_after, **context)
+    if status >= 500:
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        if state_changing:
+            raise KorusOutcomeUnknownError(
+                f"server error, outcome unknown: {title}", retry_after=retry_after, **context
+            )
+        raise KorusTransientError(f"server error: {title}", retry_after=retry_after, **context)
+    if status == 422:
+        raise KorusRejectedError(f"rejected: {title}", violations=_violations(body), **context)
+    if status == 404:
+        raise KorusNotFoundError(f"not found: {title}", **context)
+    if status in (401, 403):
+        raise KorusAuthError(f"not authorised: {title}", **context)
+    raise KorusClientError(f"unexpected answer: {title}", **context)
+
+
+def _never_connected(error: BaseException) -> bool:
+    """True when the exception proves no byte of the request reached the server."""
+    if isinstance(error, requests.exceptions.ConnectTimeout):
+        return True
+    if isinstance(error, requests.exceptions.ConnectionError) and error.args:
+        cause = error.args[0]
+        # A fresh connection could not be made (refused, DNS, connect timeout).
+        # NewConnectionError and NameResolutionError subclass ConnectTimeoutError.
+        if isinstance(cause, MaxRetryError) and isinstance(cause.reason, ConnectTimeoutError):
+            return True
+    return False
+
+
+_NOT_SENT_PROGRAMMING = (
+    requests.exceptions.InvalidURL,
+    requests.exceptions.MissingSchema,
+    requests.exceptions.InvalidSchema,
+    requests.exceptions.InvalidHeader,
+)
+
+
+def error_from_exception(
+    error: requests.RequestException, method: str, path: str, *, state_changing: bool
+) -> KorusError:
+    """Map a requests exception to the tree. Anything not proven unsent is 'maybe sent'."""
+    context: dict[str, Any] = {"method": method, "path": path}
+    kind = type(error).__name__
+    if isinstance(error, _NOT_SENT_PROGRAMMING):
+        return KorusClientError(f"invalid request ({kind}): {error}", **context)
+    if _never_connected(error):
+        return KorusNotSentError(f"could not connect ({kind}): {error}", **context)
+    if not state_changing:
+        return KorusTransientError(f"request failed ({kind}): {error}", **context)
+    # Read timeout, reset/dropped connection (RemoteDisconnected, ProtocolError,
+    # ChunkedEncodingError), or anything else after the request may have been written.
+    return KorusOutcomeUnknownError(f"answer lost, outcome unknown ({kind}): {error}", **context)
+
+
+class Transport:
+    """Sends one Korus request with auth, headers and timeouts; maps failures to errors."""
+
+    def __init__(
+        self,
+        base_url: str,
+        tokens: TokenProvider,
+        *,
+        language: str = "en",
+        connect_timeout: float = 3.05,
+        read_timeout: float = 20.0,
+        session: requests.Session | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.tokens = tokens
+        self.language = language
+        self.timeout = (connect_timeout, read_timeout)
+        self._session = session
+
+    @property
+    def session(self) -> requests.Session:
+        return self._session if self._session is not None else shared_session()
+
+    def url(self, path: str) -> str:
+        """`base_url` + path. An absolute link (a `view.next`) keeps only its path and
+        query, so the bearer token is never sent to another host."""
+        parts = urlsplit(path)
+        relative = parts.path + (f"?{parts.query}" if parts.query else "")
+        return f"{self.base_url}/{relative.lstrip('/')}"
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        body: Any = None,
+    ) -> Any:
+        """Send once (twice only after a 401 with a refreshed token); return parsed JSON.
+
+        A 401 means the request was not processed, so repeating it, even a POST, is safe.
+        """
+        method = method.upper()
+        token = self.tokens.token()
+        response = self._send(method, path, params, body, token)
+        if response.status_code == 401:
+            response.close()
+            self.tokens.invalidate(token)
+            fresh = self.tokens.token()
+            if fresh != token:  # a static token would only be refused again
+                response = self._send(method, path, params, body, fresh)
+        return self._result(response, method, path)
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, Any] | None,
+        body: Any,
+        token: str,
+    ) -> requests.Response:
+        headers = {
+            "Accept": JSON_LD,
+            "Accept-Language": self.language,
+            "Authorization": f"Bearer {token}",
+        }
+        data: bytes | None = None
+        if body is not None or method in ("POST", "PATCH", "PUT"):
+            headers["Content-Type"] = MERGE_PATCH if method == "PATCH" else JSON_LD
+            data = json.dumps({} if body is None else body).encode()
+        state_changing = method in STATE_CHANGING
+        try:
+            return self.session.request(
+                method,
+                self.url(path),
+                params=params,
+                data=data,
+                headers=headers,
+                timeout=self.timeout,
+                # A redirected POST silently turns into a GET: never follow one.
+                allow_redirects=not state_changing,
+            )
+        except requests.RequestException as error:
+            raise error_from_exception(
+                error, method, path, state_changing=state_changing
+            ) from error
+
+    def _result(self, response: requests.Response, method: str, path: str) -> Any:
+        state_changing = method in STATE_CHANGING
+        raise_for_response(response, method, path, state_changing=state_changing)
+        if response.status_code == 204 or not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError as error:
+            context = _context(response, method, path)
+            if state_changing:
+                # The server accepted the call; only its answer is unreadable.
+                raise KorusOutcomeUnknownError("unreadable success answer", **context) from error
+            raise KorusTransientError("unreadable answer", **context) from error
