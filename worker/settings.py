@@ -70,6 +70,7 @@ class Settings(BaseSettings):
     # Above the longest countdown a task ever uses (retry_backoff_cap_seconds and
     # document waits), so the broker never redelivers a scheduled message early.
     visibility_timeout_seconds: int = Field(default=3600, ge=1)
+    unacked_restore_interval_seconds: int = Field(default=60, ge=1)
 
     @field_validator(
         "stripe_webhook_secret", "payments_webhook_secret", "merchant_api_keys", mode="before"

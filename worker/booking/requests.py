@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 Iri = Annotated[str, StringConstraints(pattern=r"^/v1/[A-Za-z0-9_./{}-]+$", max_length=500)]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
@@ -36,6 +36,12 @@ class ReservationItem(ApiModel):
     ticket_sessions: list[TicketSession] = Field(
         alias="ticketSessions", min_length=1, max_length=50
     )
+
+    @model_validator(mode="after")
+    def _one_session_per_ticket(self) -> ReservationItem:
+        if len(self.ticket_sessions) != self.quantity:
+            raise ValueError("ticketSessions must hold one entry per ticket (quantity)")
+        return self
 
     def korus_json(self) -> dict[str, Any]:
         return self.model_dump(by_alias=True, exclude_none=True)
