@@ -1,0 +1,128 @@
+"""A thin authenticated client of the sandbox for tests, and a bounded wait."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import requests
+
+JSON_LD = "application/ld+json"
+MERGE_PATCH = "application/merge-patch+json"
+CUSTOMER = {"firstname": "Ada", "lastname": "Lovelace", "email": "ada@example.com"}
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 5.0, interval: float = 0.05) -> bool:
+    """Poll `predicate` until true or `timeout` seconds passed; returns its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if predicate():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
+
+
+def fetch_token(
+    token_url: str,
+    client_id: str = "sandbox",
+    secret: str = "sandbox",  # noqa: S107
+) -> str:
+    response = requests.post(
+        token_url,
+        data={"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret},
+        timeout=5,
+    )
+    response.raise_for_status()
+    return str(response.json()["access_token"])
+
+
+class KorusApi:
+    """Calls the sandbox's Korus routes the way the worker does (bearer, JSON-LD)."""
+
+    def __init__(self, base_url: str, token: str, timeout: float = 5.0) -> None:
+        self.base_url = base_url
+        self.timeout = timeout
+        self.session = requests.Session()
+        self.session.headers.update({"Authorization": f"Bearer {token}", "Accept": JSON_LD})
+
+    def get(self, path: str, **kwargs: Any) -> requests.Response:
+        kwargs.setdefault("timeout", self.timeout)
+        return self.session.get(self.base_url + path, **kwargs)
+
+    def post(self, path: str, body: object, **kwargs: Any) -> requests.Response:
+        kwargs.setdefault("timeout", self.timeout)
+        headers = {"Content-Type": JSON_LD, **kwargs.pop("headers", {})}
+        return self.session.post(self.base_url + path, json=body, headers=headers, **kwargs)
+
+    def patch(self, path: str, body: object, **kwargs: Any) -> requests.Response:
+        kwargs.setdefault("timeout", self.timeout)
+        headers = {"Content-Type": MERGE_PATCH, **kwargs.pop("headers", {})}
+        return self.session.patch(self.base_url + path, json=body, headers=headers, **kwargs)
+
+    # -- booking shortcuts -----------------------------------------------------------
+
+    def reserve(self, items: list[Any], **kwargs: Any) -> requests.Response:
+        return self.post("/v1/booking/reservations/_bulk", {"items": items}, **kwargs)
+
+    def reserve_one(self, entry: dict[str, Any], quantity: int = 1) -> dict[str, Any]:
+        """Reserve `quantity` tickets of a catalog entry; asserts one reservation came back."""
+        response = self.reserve([item(entry, quantity)])
+        assert response.status_code == 201, response.text
+        body = response.json()
+        assert len(body["reservations"]) == 1, body
+        return dict(body["reservations"][0])
+
+    def order(
+        self,
+        reservations: list[str],
+        reference: str = "REF-1",
+        customer: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> requests.Response:
+        body = {
+            "reservations": reservations,
+            "customer": customer or CUSTOMER,
+            "externalReference": reference,
+        }
+        return self.post("/v1/booking/orders/_bulk", body, **kwargs)
+
+    def order_one(self, entry: dict[str, Any], reference: str = "REF-1") -> dict[str, Any]:
+        reservation = self.reserve_one(entry)
+        response = self.order([reservation["@id"]], reference)
+        assert response.status_code == 200, response.text
+        return dict(response.json()["orders"][0])
+
+    def available(self, entry: dict[str, Any]) -> int:
+        response = self.get(entry["offer"] + "/availability")
+        assert response.status_code == 200, response.text
+        return int(response.json()["availableQuantity"])
+
+
+def item(
+    entry: dict[str, Any],
+    quantity: int = 1,
+    session: int | None = None,
+    form_value: str | None = "Doe",
+) -> dict[str, Any]:
+    """A reservation item for a `/_sandbox/catalog` entry (session and form filled in)."""
+    ticket_sessions = []
+    for _ in range(quantity):
+        ticket: dict[str, Any] = {"ticket": entry["tickets"][0]}
+        if entry["sessions"]:
+            ticket["session"] = entry["sessions"][session or 0]
+        if "form" in entry and form_value is not None:
+            ticket["formData"] = {
+                "form": entry["form"],
+                "fields": [{"field": entry["form_fields"][0], "value": form_value}],
+            }
+        ticket_sessions.append(ticket)
+    return {"offer": entry["offer"], "quantity": quantity, "ticketSessions": ticket_sessions}
+
+
+def violation_paths(response: requests.Response) -> list[str]:
+    body = response.json()
+    assert body["@type"] == "ConstraintViolationList", body
+    assert body["status"] == 422
+    return [v["propertyPath"] for v in body["violations"]]
