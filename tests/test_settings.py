@@ -1,0 +1,64 @@
+"""Settings: read once, secrets hidden, a bad environment stops the process naming the variable."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from worker.settings import Settings, describe_validation_error
+
+BASE = {"REDIS_URL": "redis://127.0.0.1:6379/0", "KORUS_BASE_URL": "https://api.example.test",
+        "KORUS_TOKEN": "secret-token-value"}
+
+
+def env_without(*names: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("REDIS_", "KORUS_", "BROKER_", "STRIPE_", "PAYMENTS_"))}
+    env.update({k: v for k, v in BASE.items() if k not in names})
+    env.update(extra)
+    return env
+
+
+def test_comma_separated_secrets_allow_rotation_and_are_never_printed() -> None:
+    settings = Settings(**{k.lower(): v for k, v in BASE.items()},
+                        merchant_api_keys="new-key, old-key")  # type: ignore[arg-type]
+    assert [k.get_secret_value() for k in settings.merchant_api_keys] == ["new-key", "old-key"]
+    assert "secret-token-value" not in repr(settings)
+    assert "new-key" not in str(settings.model_dump())
+
+
+@pytest.mark.parametrize(
+    ("change", "variable"),
+    [
+        ({"REDIS_URL": None}, "REDIS_URL"),
+        ({"REDIS_URL": "localhost:6379"}, "REDIS_URL"),
+        ({"KORUS_BASE_URL": "ftp://x"}, "KORUS_BASE_URL"),
+        ({"KORUS_TOKEN": None}, "KORUS_CLIENT_ID"),
+        ({"SWEEP_INTERVAL_SECONDS": "-1"}, "SWEEP_INTERVAL_SECONDS"),
+    ],
+)
+def test_bad_environment_names_the_variable(
+    change: dict[str, str | None], variable: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in list(os.environ):
+        if name.startswith(("REDIS_", "KORUS_")):
+            monkeypatch.delenv(name)
+    values = {k.lower(): v for k, v in {**BASE, **change}.items() if v is not None}
+    with pytest.raises(ValidationError) as caught:
+        Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    assert variable in describe_validation_error(caught.value)
+
+
+def test_cli_refuses_to_start_without_redis_url_and_names_it() -> None:
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "booking-worker"), "status", "bk_x"],
+        env=env_without("REDIS_URL"), capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode != 0
+    assert "REDIS_URL" in result.stderr
+    assert "Traceback" not in result.stderr
