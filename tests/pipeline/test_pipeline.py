@@ -193,3 +193,34 @@ def test_hold_lapsing_before_the_order_call_requires_a_refund(
     assert done.state == State.REFUND_REQUIRED, service.timeline(booking.id)
     assert "expired" in (done.reason or "")
     assert orders_for(admin, booking.id) == []
+
+
+def _two_items(catalog: dict[str, Any], **extra: Any) -> Any:
+    good = request_for(catalog, "Day Pass").model_dump(by_alias=True, exclude_none=True)
+    bad = request_for(catalog, "Broken Subsystem Ride").model_dump(by_alias=True, exclude_none=True)
+    body = {**good, "items": good["items"] + bad["items"], **extra}
+    return type(request_for(catalog, "Day Pass")).model_validate(body)
+
+
+def test_all_or_nothing_policy_fails_a_partly_reserved_booking(
+    service: BookingService, catalog: dict[str, Any]
+) -> None:
+    booking = service.start_booking(_two_items(catalog)).booking
+
+    failed = wait_for(service, booking.id, State.RESERVATION_FAILED)
+    assert len(failed.failed_reservations) == 1
+    assert len(failed.released_reservations) == 1 and failed.reservations == []
+
+
+def test_partial_policy_keeps_what_was_reserved_and_charges_only_that(
+    service: BookingService, admin: SandboxAdmin, catalog: dict[str, Any]
+) -> None:
+    booking = service.start_booking(_two_items(catalog, reservationPolicy="partial")).booking
+
+    held = wait_for(service, booking.id, State.AWAITING_PAYMENT)
+    assert len(held.reservations) == 1 and len(held.failed_reservations) == 1
+    assert held.total_minor == 4000
+    pay(service, held)
+    done = wait_for(service, booking.id, *DONE, timeout=40)
+    assert done.state == State.COMPLETED
+    assert len(orders_for(admin, booking.id)) == 1
