@@ -1,0 +1,244 @@
+"""Helpers of the HTTP front tests: the gunicorn process, signed webhooks, broker contents."""
+
+from __future__ import annotations
+
+import base64
+import json
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import redis
+import requests
+import standardwebhooks
+import stripe
+
+from worker.booking.record import Booking, Customer, HeldReservation
+from worker.booking.service import new_booking_id
+from worker.booking.states import State
+from worker.booking.store import BookingStore
+from worker.processes import Proc, free_port, service_env, wait_http
+
+ROOT = Path(__file__).resolve().parents[2]
+
+STRIPE_SECRET = "whsec_test_current_0123456789abcdef"
+STRIPE_OLD_SECRET = "whsec_test_previous_fedcba9876543210"
+PAYMENTS_SECRET = "whsec_" + base64.b64encode(b"payments-current-secret-32-bytes").decode()
+PAYMENTS_OLD_SECRET = "whsec_" + base64.b64encode(b"payments-previous-secret-32bytes").decode()
+MERCHANT_KEY = "mk_live_current_7f3a9c1e5b2d4f60"
+MERCHANT_OLD_KEY = "mk_live_previous_1a2b3c4d5e6f7a8b"
+QUEUES = ("payments", "bookings", "documents", "callbacks", "maintenance")
+
+CUSTOMER = {"firstname": "Grace", "lastname": "Hopper", "email": "grace@example.com"}
+
+
+def web_env(redis_url: str, base: Mapping[str, str] | None = None, **extra: str) -> dict[str, str]:
+    """The web front's environment: the deployment's (or placeholders) plus secrets."""
+    env = dict(base) if base is not None else service_env(redis_url, "http://127.0.0.1:9")
+    env.update(
+        {
+            "REDIS_URL": redis_url,
+            "STRIPE_WEBHOOK_SECRET": f"{STRIPE_SECRET},{STRIPE_OLD_SECRET}",
+            "PAYMENTS_WEBHOOK_SECRET": f"{PAYMENTS_SECRET},{PAYMENTS_OLD_SECRET}",
+            "MERCHANT_API_KEYS": f"{MERCHANT_KEY}, {MERCHANT_OLD_KEY}",
+            "WEB_CONCURRENCY": "2",
+            "WEB_THREADS": "8",
+        }
+    )
+    env.update(extra)
+    return env
+
+
+@dataclass
+class WebServer:
+    """gunicorn with deploy/gunicorn.conf.py on a free loopback port."""
+
+    env: dict[str, str]
+    log_path: Path
+    port: int = field(default_factory=free_port)
+    proc: Proc | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> WebServer:
+        argv = [
+            sys.executable, "-m", "gunicorn", "-c", str(ROOT / "deploy" / "gunicorn.conf.py"),
+            "--bind", f"127.0.0.1:{self.port}", "--chdir", str(ROOT),
+            "worker.http.wsgi:application",
+        ]
+        self.proc = Proc("web", argv, self.env, self.log_path).start()
+        try:
+            wait_http(f"{self.url}/healthz", timeout=20)
+        except TimeoutError:
+            self.stop()
+            raise AssertionError(f"gunicorn did not start:\n{self.log()}") from None
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.stop(timeout=10)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-5000:] if self.log_path.exists() else ""
+
+
+def merchant_session(key: str = MERCHANT_KEY) -> requests.Session:
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {key}"
+    return session
+
+
+# -- bookings in the store ---------------------------------------------------------------
+
+
+def store_for(client: redis.Redis) -> BookingStore:
+    return BookingStore(client, retention_seconds=3600)
+
+
+def held_booking(
+    client: redis.Redis,
+    *,
+    state: State = State.AWAITING_PAYMENT,
+    total: Decimal = Decimal("42.50"),
+    **fields: Any,
+) -> Booking:
+    """A booking written straight into the store, as if a worker had reserved it."""
+    now = datetime.now(UTC)
+    booking = Booking(
+        id=new_booking_id(),
+        external_reference="HTTP-TEST",
+        created_at=now,
+        updated_at=now,
+        items=[{"offer": "/v1/offers/1", "quantity": 1, "ticketSessions": []}],
+        customer=Customer.model_validate(CUSTOMER),
+        state=state,
+        reservations=[
+            HeldReservation(
+                id="r1",
+                iri="/v1/booking/reservations/r1",
+                expires_at=datetime.fromtimestamp(now.timestamp() + 900, UTC),
+                total_incl_tax=total,
+            )
+        ],
+        total_incl_tax=total,
+        **fields,
+    )
+    assert store_for(client).create(booking, reason="written by the test")
+    return booking
+
+
+# -- signed webhooks ----------------------------------------------------------------------
+
+
+def stripe_body(
+    event_type: str, obj: dict[str, Any], event_id: str | None = None
+) -> bytes:
+    event = {
+        "id": event_id or f"evt_{time.time_ns()}",
+        "object": "event",
+        "api_version": "2024-06-20",
+        "created": int(time.time()),
+        "livemode": False,
+        "type": event_type,
+        "data": {"object": obj},
+    }
+    return json.dumps(event).encode()
+
+
+def payment_intent(booking_id: str | None, amount: int = 4250, **extra: Any) -> dict[str, Any]:
+    obj: dict[str, Any] = {
+        "id": extra.pop("id", f"pi_{time.time_ns()}"),
+        "object": "payment_intent",
+        "amount": amount,
+        "amount_received": amount,
+        "currency": "eur",
+        "metadata": {} if booking_id is None else {"booking_id": booking_id},
+        "status": "succeeded",
+    }
+    obj.update(extra)
+    return obj
+
+
+def stripe_headers(
+    body: bytes, secret: str = STRIPE_SECRET, timestamp: int | None = None
+) -> dict[str, str]:
+    """Signed by the official library (`stripe.WebhookSignature`, as in its test helpers)."""
+    header = stripe.WebhookSignature.generate_signature_header(
+        body.decode(), secret, timestamp=timestamp
+    )
+    return {"Stripe-Signature": header, "Content-Type": "application/json; charset=utf-8"}
+
+
+def payments_body(event_type: str, **data: Any) -> bytes:
+    return json.dumps({"type": event_type, "data": data}).encode()
+
+
+def payments_headers(
+    body: bytes,
+    msg_id: str | None = None,
+    secret: str = PAYMENTS_SECRET,
+    timestamp: int | None = None,
+) -> dict[str, str]:
+    """Signed by the official `standardwebhooks` library."""
+    msg_id = msg_id or f"msg_{time.time_ns()}"
+    moment = datetime.fromtimestamp(time.time() if timestamp is None else timestamp, UTC)
+    signature = standardwebhooks.Webhook(secret).sign(msg_id, moment, body.decode())
+    return {
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(int(moment.timestamp())),
+        "webhook-signature": signature,
+        "Content-Type": "application/json",
+    }
+
+
+# -- the broker -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Message:
+    queue: str
+    task: str
+    args: list[Any]
+    kwargs: dict[str, Any]
+
+
+def broker_messages(client: redis.Redis) -> list[Message]:
+    """Every task message waiting on the broker (kombu keeps each queue as a Redis list,
+    priority levels as `queue:N` lists). Every list key outside the booking keyspace is
+    read, so a message on an unexpected queue is seen too."""
+    found: list[Message] = []
+    for key in client.scan_iter(count=1000):
+        name = key.decode() if isinstance(key, bytes) else str(key)
+        if name.startswith("bw:") or client.type(name) not in ("list", b"list"):
+            continue
+        for raw in client.lrange(name, 0, -1):  # type: ignore[union-attr]
+            message = json.loads(raw)
+            body = json.loads(base64.b64decode(message["body"]))
+            args, kwargs = body[0], body[1]
+            found.append(Message(name, message["headers"]["task"], args, kwargs))
+    return found
+
+
+def tasks_for(client: redis.Redis, booking_id: str, task: str | None = None) -> list[Message]:
+    return [
+        m
+        for m in broker_messages(client)
+        if m.args and m.args[0] == booking_id and (task is None or m.task == task)
+    ]
+
+
+def problem(response: requests.Response, status: int) -> dict[str, Any]:
+    """Assert an RFC 9457 problem document with this status; return it."""
+    assert response.status_code == status, (response.status_code, response.text)
+    assert response.headers["Content-Type"].startswith("application/problem+json")
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status and body["title"] and body["type"]
+    assert "Traceback" not in response.text
+    return body

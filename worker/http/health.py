@@ -1,0 +1,94 @@
+"""`GET /healthz` (the process answers) and `GET /readyz` (Redis and the broker answer).
+
+A load balancer sends traffic only to ready instances; an orchestrator restarts an
+instance whose /healthz fails. /readyz opens short-timeout connections of its own so a
+hung backend makes the probe fail within a few seconds instead of holding a thread.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import falcon
+import redis
+from celery import Celery
+from pydantic import BaseModel
+
+from worker.http.problems import NOT_READY, ApiProblem
+
+log = logging.getLogger("booking.http")
+
+PROBE_TIMEOUT_SECONDS = 2.0
+
+Check = tuple[str, Callable[[], None]]
+
+
+class HealthStatus(BaseModel):
+    status: str
+    checks: dict[str, str] | None = None
+
+
+def redis_check(client: redis.Redis) -> Callable[[], None]:
+    """PING on a new connection with the pool's address and a short timeout."""
+    pool = client.connection_pool
+    kwargs: dict[str, Any] = dict(pool.connection_kwargs)
+    kwargs.update(
+        socket_timeout=PROBE_TIMEOUT_SECONDS, socket_connect_timeout=PROBE_TIMEOUT_SECONDS
+    )
+
+    def check() -> None:
+        connection = pool.connection_class(**kwargs)
+        try:
+            connection.connect()
+            connection.send_command("PING")
+            if connection.read_response() not in ("PONG", b"PONG", True):
+                raise redis.ConnectionError("unexpected PING answer")
+        finally:
+            connection.disconnect()
+
+    return check
+
+
+def broker_check(app: Celery) -> Callable[[], None]:
+    """Open (and close) a broker connection; kombu's Redis transport PINGs on connect."""
+
+    def check() -> None:
+        with app.connection_for_write(connect_timeout=PROBE_TIMEOUT_SECONDS) as connection:
+            connection.ensure_connection(max_retries=0, timeout=PROBE_TIMEOUT_SECONDS)
+
+    return check
+
+
+class Healthz:
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """200 whenever the process can answer; touches no backend."""
+        resp.media = HealthStatus(status="ok").model_dump(exclude_none=True)
+
+
+class Readyz:
+    def __init__(self, checks: Sequence[Check]) -> None:
+        self.checks = list(checks)
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """200 when every backend answers; 503 problem naming the ones that do not."""
+        results: dict[str, str] = {}
+        for name, check in self.checks:
+            try:
+                check()
+                results[name] = "ok"
+            except Exception as error:  # any failure means "not ready"
+                log.warning("readiness check %s failed: %s", name, type(error).__name__)
+                results[name] = f"error: {type(error).__name__}"
+        if all(result == "ok" for result in results.values()):
+            resp.media = HealthStatus(status="ready", checks=results).model_dump()
+            return
+        raise ApiProblem(
+            503,
+            type=NOT_READY,
+            title="Not ready",
+            detail="a backend is unreachable",
+            checks=results,
+            headers={"Retry-After": "5"},
+        )
