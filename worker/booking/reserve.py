@@ -25,7 +25,8 @@ from worker.korus.errors import (
     KorusOutcomeUnknownError,
     KorusRejectedError,
 )
-from worker.korus.models import BulkReservationResult, iri_of
+from worker.korus.iris import iri_of
+from worker.korus.models import BulkReservationResult
 
 
 def _begin(booking: Booking) -> Change | None:

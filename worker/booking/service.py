@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import secrets
 import time
 from dataclasses import dataclass
@@ -25,6 +26,15 @@ from worker.booking.states import CANCELLABLE, State
 from worker.booking.store import BookingStore, Change
 
 IDEMPOTENCY_TTL = int(timedelta(hours=24).total_seconds())
+# A claimed Idempotency-Key whose booking is still missing after this long was abandoned.
+IDEMPOTENCY_ABANDONED_SECONDS = 30
+_TAKE_OVER_SCRIPT = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'EX', tonumber(ARGV[3]))
+  return 1
+end
+return 0
+"""
 
 PaymentOutcome = Literal[
     "enqueued", "duplicate", "in_progress", "unknown_booking", "cancelled", "ignored"
@@ -52,6 +62,17 @@ class StartResult:
     created: bool
 
 
+def parse_cursor(cursor: str | None) -> tuple[float, str] | None:
+    """(score, id) from a listing cursor; ValueError if it is not one of ours."""
+    if cursor is None:
+        return None
+    score, sep, booking_id = cursor.partition(":")
+    value = float(score)
+    if not sep or not booking_id or not math.isfinite(value):
+        raise ValueError("not a listing cursor")
+    return value, booking_id
+
+
 def new_booking_id() -> str:
     # 26 chars of base32 randomness: unique, URL-safe, well under Korus's 50-char
     # externalReference limit (the booking id is the Korus order externalReference).
@@ -75,6 +96,7 @@ class BookingService:
         self.enqueue = enqueue
         self.event_ttl_seconds = event_ttl_seconds
         self.policy = policy
+        self._take_over = self.redis.register_script(_TAKE_OVER_SCRIPT)
 
     # -- bookings ------------------------------------------------------------
     def start_booking(
@@ -120,19 +142,30 @@ class BookingService:
     def _claim_idempotency(
         self, merchant: str, key: str, request: BookingRequest, booking_id: str
     ) -> Booking | None:
+        """Claim `key` for a new booking, or return the booking it already made.
+
+        A claim whose booking never appeared (its process died between the claim and the
+        write) is taken over after IDEMPOTENCY_ABANDONED_SECONDS, by compare-and-set so
+        that two retries cannot both take it.
+        """
         body = json.dumps(request.model_dump(mode="json", by_alias=True), sort_keys=True)
         digest = hashlib.sha256(body.encode()).hexdigest()
-        record = json.dumps({"booking_id": booking_id, "digest": digest})
+        record = json.dumps({"booking_id": booking_id, "digest": digest, "at": time.time()})
         redis_key = keys.idempotency(merchant, key)
         if self.redis.set(redis_key, record, nx=True, ex=IDEMPOTENCY_TTL):
             return None
-        stored = json.loads(self.redis.get(redis_key) or "{}")
+        raw = self.redis.get(redis_key) or "{}"
+        stored = json.loads(raw)
         if stored.get("digest") != digest:
             raise IdempotencyConflictError("Idempotency-Key was used with another request body")
         existing = self.store.load(stored["booking_id"])
-        if existing is None:
+        if existing is not None:
+            return existing
+        if time.time() - float(stored.get("at", 0)) < IDEMPOTENCY_ABANDONED_SECONDS:
             raise BookingConflictError("the first request with this key is still being processed")
-        return existing
+        if self._take_over(keys=[redis_key], args=[raw, record, IDEMPOTENCY_TTL]):
+            return None
+        raise BookingConflictError("another request with this key is being processed")
 
     def get(self, booking_id: str) -> Booking:
         booking = self.store.load(booking_id)
@@ -145,13 +178,19 @@ class BookingService:
         return self.store.timeline(booking_id)
 
     def list(
-        self, state: State, *, cursor: float | None = None, limit: int = 50
-    ) -> tuple[list[Booking], float | None]:
-        """A page of bookings in `state`, oldest first, and the cursor of the next page."""
-        rows = self.store.ids_in_state(state, after=cursor, limit=limit)
+        self, state: State, *, cursor: str | None = None, limit: int = 50
+    ) -> tuple[list[Booking], str | None]:
+        """A page of bookings in `state`, oldest first, and the cursor of the next page.
+
+        Cursors are opaque strings returned by this method; a malformed one raises
+        ValueError.
+        """
+        rows = self.store.ids_in_state(state, after=parse_cursor(cursor), limit=limit)
         bookings = [b for b in self.store.load_many(i for i, _ in rows) if b.state == state]
-        next_cursor = rows[-1][1] if len(rows) == limit else None
-        return bookings, next_cursor
+        if len(rows) < limit:
+            return bookings, None
+        last_id, last_score = rows[-1]
+        return bookings, f"{last_score!r}:{last_id}"
 
     def cancel(self, booking_id: str, reason: str = "cancelled by the merchant") -> Booking:
         """Cancel before payment. Idempotent: cancelling a cancelled booking returns it."""

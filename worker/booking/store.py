@@ -128,15 +128,23 @@ class BookingStore:
         return [json.loads(entry) for entry in entries]
 
     def ids_in_state(
-        self, state: State, *, after: float | None = None, limit: int = 50
+        self, state: State, *, after: tuple[float, str] | None = None, limit: int = 50
     ) -> list[tuple[str, float]]:
-        """Booking ids in `state` ordered by creation time, from a cursor (exclusive)."""
-        low = f"({after}" if after is not None else "-inf"
+        """Booking ids in `state` by creation time, then id, strictly after `after`.
+
+        The cursor is (score, id), not the score alone, so bookings created in the same
+        microsecond are neither skipped nor repeated across pages.
+        """
+        low: float | str = after[0] if after is not None else "-inf"
+        # Ties at the cursor's score are rare; fetching a few extra rows absorbs them.
         rows = self.redis.zrangebyscore(
-            keys.by_state(state.value), low, "+inf", start=0, num=limit, withscores=True
+            keys.by_state(state.value), low, "+inf", start=0, num=limit + 64, withscores=True
         )
-        pairs = cast(list[tuple[str, float]], rows)
-        return [(str(member), float(score)) for member, score in pairs]
+        pairs = [(str(member), float(score)) for member, score in cast(list[Any], rows)]
+        if after is not None:
+            pairs = [(m, sc) for m, sc in pairs if sc > after[0] or m > after[1]]
+        pairs.sort(key=lambda pair: (pair[1], pair[0]))
+        return pairs[:limit]
 
     # -- writes --------------------------------------------------------------
     def create(self, booking: Booking, *, reason: str, task_id: str | None = None) -> bool:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import math
 import re
 import time
 from typing import Any
@@ -25,6 +24,7 @@ from worker.booking.service import (
     BookingNotFoundError,
     BookingService,
     IdempotencyConflictError,
+    parse_cursor,
 )
 from worker.booking.states import State
 from worker.http.body import parse_json, read_body, require_json
@@ -74,22 +74,22 @@ def requested_wait(prefer: str | None) -> float:
     return min(float(match.group(1)), MAX_WAIT_SECONDS) if match else 0.0
 
 
-def encode_cursor(state: State, score: float) -> str:
-    raw = json.dumps([state.value, score], separators=(",", ":")).encode()
+def encode_cursor(state: State, position: str) -> str:
+    raw = json.dumps([state.value, position], separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str, state: State) -> float:
-    """The score after which the next page starts; 422 if the cursor is not ours."""
+def decode_cursor(cursor: str, state: State) -> str:
+    """The service's position after which the next page starts; 422 if not ours."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        cursor_state, score = json.loads(raw)
-        value = float(score)
+        cursor_state, position = json.loads(raw)
+        parse_cursor(str(position))
     except (binascii.Error, ValueError, TypeError, UnicodeError, RecursionError):
         raise _invalid("cursor", "not a cursor returned by this API") from None
-    if cursor_state != state.value or not math.isfinite(value):
+    if cursor_state != state.value:
         raise _invalid("cursor", "the cursor belongs to another listing")
-    return value
+    return str(position)
 
 
 class ListQuery(BaseModel):
@@ -176,10 +176,10 @@ class BookingsCollection(_MerchantResource):
         except ValidationError as error:
             raise validation_problem(error) from None
         after = decode_cursor(query.cursor, query.state) if query.cursor else None
-        bookings, next_score = self.service.list(query.state, cursor=after, limit=query.limit)
+        bookings, position = self.service.list(query.state, cursor=after, limit=query.limit)
         page = BookingPage(
             items=[booking_summary(b) for b in bookings],
-            next_cursor=None if next_score is None else encode_cursor(query.state, next_score),
+            next_cursor=None if position is None else encode_cursor(query.state, position),
         )
         resp.media = dump(page)
 
