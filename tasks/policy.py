@@ -53,7 +53,10 @@ def run_step(
     except RetryLater as wait:
         raise task.retry(countdown=wait.countdown, max_retries=MAX_WAITS) from None
     except (
-        KorusTransientError, KorusAuthError, ConcurrentUpdateError, CallbackFailedError
+        KorusTransientError,
+        KorusAuthError,
+        ConcurrentUpdateError,
+        CallbackFailedError,
     ) as error:
         retries = task.request.retries
         if isinstance(error, KorusAuthError):

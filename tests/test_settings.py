@@ -12,21 +12,28 @@ from pydantic import ValidationError
 
 from worker.settings import Settings, describe_validation_error
 
-BASE = {"REDIS_URL": "redis://127.0.0.1:6379/0", "KORUS_BASE_URL": "https://api.example.test",
-        "KORUS_TOKEN": "secret-token-value"}
+BASE = {
+    "REDIS_URL": "redis://127.0.0.1:6379/0",
+    "KORUS_BASE_URL": "https://api.example.test",
+    "KORUS_TOKEN": "secret-token-value",
+}
 
 
 def env_without(*names: str, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("REDIS_", "KORUS_", "BROKER_", "STRIPE_", "PAYMENTS_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("REDIS_", "KORUS_", "BROKER_", "STRIPE_", "PAYMENTS_"))
+    }
     env.update({k: v for k, v in BASE.items() if k not in names})
     env.update(extra)
     return env
 
 
 def test_comma_separated_secrets_allow_rotation_and_are_never_printed() -> None:
-    settings = Settings(**{k.lower(): v for k, v in BASE.items()},
-                        merchant_api_keys="new-key, old-key")  # type: ignore[arg-type]
+    settings = Settings(
+        **{k.lower(): v for k, v in BASE.items()}, merchant_api_keys="new-key, old-key"
+    )  # type: ignore[arg-type]
     assert [k.get_secret_value() for k in settings.merchant_api_keys] == ["new-key", "old-key"]
     assert "secret-token-value" not in repr(settings)
     assert "new-key" not in str(settings.model_dump())
@@ -57,7 +64,10 @@ def test_bad_environment_names_the_variable(
 def test_cli_refuses_to_start_without_redis_url_and_names_it() -> None:
     result = subprocess.run(
         [str(Path(sys.executable).parent / "booking-worker"), "status", "bk_x"],
-        env=env_without("REDIS_URL"), capture_output=True, text=True, timeout=60,
+        env=env_without("REDIS_URL"),
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode != 0
     assert "REDIS_URL" in result.stderr

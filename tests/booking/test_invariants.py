@@ -42,8 +42,14 @@ from worker.korus.errors import KorusError, KorusRejectedError, KorusTransientEr
 from worker.sandbox.admin import SandboxAdmin
 from worker.settings import Settings
 
-FAULTS = ["error", "rate_limit", "timeout_before_commit", "timeout_after_commit", "drop",
-          "drop_before_commit"]
+FAULTS = [
+    "error",
+    "rate_limit",
+    "timeout_before_commit",
+    "timeout_after_commit",
+    "drop",
+    "drop_before_commit",
+]
 
 
 class RecordingEnqueuer:
@@ -59,7 +65,9 @@ class RecordingEnqueuer:
     def create_order(self, booking_id: str, *, urgent: bool = False, countdown: float = 0) -> None:
         self.pending.append(("order", (booking_id,)))
 
-    def fetch_documents(self, booking_id: str, *, countdown: float = 0, refresh: bool = False) -> None:
+    def fetch_documents(
+        self, booking_id: str, *, countdown: float = 0, refresh: bool = False
+    ) -> None:
         self.pending.append(("documents", (booking_id,)))
 
     def notify(self, booking_id: str, event_type: str) -> None:
@@ -92,13 +100,22 @@ STEPS = {
 def machine_parts(redis_url: str, sandbox: Any, catalog: dict[str, Any]) -> dict[str, Any]:
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     app_settings = Settings(
-        redis_url=redis_url, korus_base_url=sandbox.url, korus_token="unused",
-        korus_read_timeout=0.3, korus_connect_timeout=0.3, order_lease_margin_seconds=0,
+        redis_url=redis_url,
+        korus_base_url=sandbox.url,
+        korus_token="unused",
+        korus_read_timeout=0.3,
+        korus_connect_timeout=0.3,
+        order_lease_margin_seconds=0,
     )
     tokens = SharedTokenProvider(client, sandbox.token_url, "sandbox", "sandbox")
     korus = CountingKorus(sandbox.url, tokens, connect_timeout=0.3, read_timeout=0.3)
-    return {"redis": client, "settings": app_settings, "korus": korus, "catalog": catalog,
-            "admin": SandboxAdmin(sandbox.url)}
+    return {
+        "redis": client,
+        "settings": app_settings,
+        "korus": korus,
+        "catalog": catalog,
+        "admin": SandboxAdmin(sandbox.url),
+    }
 
 
 class BookingMachine(RuleBasedStateMachine):
@@ -115,10 +132,12 @@ class BookingMachine(RuleBasedStateMachine):
         client.flushdb()
         self.enqueue = RecordingEnqueuer()
         store = BookingStore(client, retention_seconds=3600, deadline_policy=DeadlinePolicy())
-        self.ctx = StepContext(parts["settings"], client, store, self.enqueue,
-                               lambda: parts["korus"])
-        self.service = BookingService(store, self.enqueue, event_ttl_seconds=3600,
-                                      policy="all_or_nothing")
+        self.ctx = StepContext(
+            parts["settings"], client, store, self.enqueue, lambda: parts["korus"]
+        )
+        self.service = BookingService(
+            store, self.enqueue, event_ttl_seconds=3600, policy="all_or_nothing"
+        )
         CountingKorus.already_ordered = 0
         self.ids = [
             self.service.start_booking(
@@ -151,28 +170,44 @@ class BookingMachine(RuleBasedStateMachine):
         """A message delivered twice (a worker died before acking it)."""
         self.enqueue.pending.append(self.enqueue.pending[index % len(self.enqueue.pending)])
 
-    @rule(which=st.integers(0, 1), event=st.integers(0, 2), payment=st.integers(0, 1),
-          short=st.booleans())
+    @rule(
+        which=st.integers(0, 1),
+        event=st.integers(0, 2),
+        payment=st.integers(0, 1),
+        short=st.booleans(),
+    )
     def pay(self, which: int, event: int, payment: int, short: bool) -> None:
         booking = self.service.get(self.ids[which])
         total = booking.total_minor or 4000
-        self.service.record_payment(PaymentEvent(
-            provider="test", event_id=f"evt-{which}-{event}", kind="succeeded",
-            booking_id=booking.id, payment_id=f"pi-{which}-{payment}",
-            amount_minor=total - 1 if short else total, currency="eur",
-        ))
+        self.service.record_payment(
+            PaymentEvent(
+                provider="test",
+                event_id=f"evt-{which}-{event}",
+                kind="succeeded",
+                booking_id=booking.id,
+                payment_id=f"pi-{which}-{payment}",
+                amount_minor=total - 1 if short else total,
+                currency="eur",
+            )
+        )
 
     @rule(which=st.integers(0, 1))
     def cancel(self, which: int) -> None:
         try:
             self.service.cancel(self.ids[which])
-        except Exception as error:  # noqa: BLE001 - a conflict is a legal outcome here
+        except Exception as error:
             assert type(error).__name__ == "BookingConflictError"
 
-    @rule(fault=st.sampled_from(FAULTS),
-          endpoint=st.sampled_from(["POST /v1/booking/orders/_bulk",
-                                    "GET /v1/booking/orders",
-                                    "POST /v1/booking/reservations/_bulk"]))
+    @rule(
+        fault=st.sampled_from(FAULTS),
+        endpoint=st.sampled_from(
+            [
+                "POST /v1/booking/orders/_bulk",
+                "GET /v1/booking/orders",
+                "POST /v1/booking/reservations/_bulk",
+            ]
+        ),
+    )
     def inject(self, fault: str, endpoint: str) -> None:
         self.admin.set_fault(endpoint, next=[fault], timeout_seconds=0.5, retry_after=0)
 
@@ -213,7 +248,9 @@ def test_no_sequence_of_events_breaks_the_invariants(machine_parts: dict[str, An
     BookingMachine.parts = machine_parts
     runner = BookingMachine.TestCase()
     runner.settings = settings(
-        max_examples=60, stateful_step_count=25, deadline=None,
+        max_examples=60,
+        stateful_step_count=25,
+        deadline=None,
         suppress_health_check=list(HealthCheck),
     )
     BookingMachine.outcomes.clear()

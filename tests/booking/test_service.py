@@ -17,11 +17,15 @@ from worker.booking.states import State
 from worker.booking.store import BookingStore
 
 OFFER = "/v1/ticketing/catalogs/c/offers/o"
-REQUEST = BookingRequest.model_validate({
-    "externalReference": "SHOP-1",
-    "items": [{"offer": OFFER, "quantity": 1, "ticketSessions": [{"ticket": OFFER + "/tickets/t"}]}],
-    "customer": CUSTOMER,
-})
+REQUEST = BookingRequest.model_validate(
+    {
+        "externalReference": "SHOP-1",
+        "items": [
+            {"offer": OFFER, "quantity": 1, "ticketSessions": [{"ticket": OFFER + "/tickets/t"}]}
+        ],
+        "customer": CUSTOMER,
+    }
+)
 
 
 class Enqueued:
@@ -45,8 +49,14 @@ def test_listing_pages_through_bookings_created_in_the_same_microsecond(
     same_moment = utcnow()
     ids = []
     for n in range(7):
-        booking = Booking(id=f"bk_{n:02d}", external_reference=f"R{n}", created_at=same_moment,
-                          updated_at=same_moment, items=[], customer=Customer(**CUSTOMER))
+        booking = Booking(
+            id=f"bk_{n:02d}",
+            external_reference=f"R{n}",
+            created_at=same_moment,
+            updated_at=same_moment,
+            items=[],
+            customer=Customer(**CUSTOMER),
+        )
         assert service.store.create(booking, reason="test")
         ids.append(booking.id)
 
@@ -75,8 +85,11 @@ def test_abandoned_idempotency_claim_is_taken_over(redis_client: redis.Redis) ->
     body = json.dumps(REQUEST.model_dump(mode="json", by_alias=True), sort_keys=True)
     import hashlib
 
-    stale = {"booking_id": "bk_never_written", "digest": hashlib.sha256(body.encode()).hexdigest(),
-             "at": time.time() - 120}
+    stale = {
+        "booking_id": "bk_never_written",
+        "digest": hashlib.sha256(body.encode()).hexdigest(),
+        "at": time.time() - 120,
+    }
     redis_client.set(keys.idempotency("default", "key-2"), json.dumps(stale))
 
     result = service.start_booking(REQUEST, idempotency_key="key-2")

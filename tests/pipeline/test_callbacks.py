@@ -63,5 +63,5 @@ def test_tampered_callback_fails_verification(
     wait_for(service, booking.id, State.RESERVATION_FAILED)
     (request_,) = merchant.wait_for(1)
     assert json.loads(request_.body)["type"] == "booking.reservation_failed"
-    with pytest.raises(Exception, match="(?i)signature"):
+    with pytest.raises(Exception, match=r"(?i)signature"):
         Webhook(SECRET).verify(request_.body + b" ", request_.headers)

@@ -16,7 +16,9 @@ from worker.sandbox.admin import SandboxAdmin
 DONE = (State.COMPLETED, State.REFUND_REQUIRED, State.RESERVATION_FAILED)
 
 
-def book_and_pay(service: BookingService, catalog: dict[str, Any], product: str, **extra: Any) -> Any:
+def book_and_pay(
+    service: BookingService, catalog: dict[str, Any], product: str, **extra: Any
+) -> Any:
     booking = service.start_booking(request_for(catalog, product, **extra)).booking
     held = wait_for(service, booking.id, State.AWAITING_PAYMENT, *DONE)
     assert held.state == State.AWAITING_PAYMENT, held.reason
@@ -26,8 +28,13 @@ def book_and_pay(service: BookingService, catalog: dict[str, Any], product: str,
 
 @pytest.mark.parametrize(
     "product",
-    ["Day Pass", "Timed Museum Entry", "Limited Concert", "Late Documents Tour",
-     "Guided Tour With Form"],
+    [
+        "Day Pass",
+        "Timed Museum Entry",
+        "Limited Concert",
+        "Late Documents Tour",
+        "Guided Tour With Form",
+    ],
 )
 def test_paid_booking_completes_with_one_order_and_documents(
     service: BookingService, admin: SandboxAdmin, catalog: dict[str, Any], product: str
@@ -104,14 +111,21 @@ def test_twenty_concurrent_deliveries_of_one_payment_give_one_order(
 
 @pytest.mark.parametrize(
     "fault",
-    ["error", "rate_limit", "timeout_before_commit", "timeout_after_commit", "drop",
-     "drop_before_commit"],
+    [
+        "error",
+        "rate_limit",
+        "timeout_before_commit",
+        "timeout_after_commit",
+        "drop",
+        "drop_before_commit",
+    ],
 )
 def test_order_call_faults_still_give_exactly_one_order(
     service: BookingService, admin: SandboxAdmin, catalog: dict[str, Any], fault: str
 ) -> None:
-    admin.set_fault("POST /v1/booking/orders/_bulk", next=[fault, fault], timeout_seconds=2,
-                    retry_after=1)
+    admin.set_fault(
+        "POST /v1/booking/orders/_bulk", next=[fault, fault], timeout_seconds=2, retry_after=1
+    )
     booking = book_and_pay(service, catalog, "Day Pass")
 
     assert booking.state == State.COMPLETED, service.timeline(booking.id)
@@ -122,11 +136,20 @@ def test_order_call_faults_still_give_exactly_one_order(
 def test_faults_on_every_endpoint_still_give_one_order_per_paid_booking(
     service: BookingService, admin: SandboxAdmin, catalog: dict[str, Any]
 ) -> None:
-    admin.set_fault("*", error_rate=0.1, rate_limit_rate=0.05, timeout_after_commit_rate=0.05,
-                    timeout_before_commit_rate=0.05, drop_rate=0.05, timeout_seconds=2,
-                    retry_after=1)
+    admin.set_fault(
+        "*",
+        error_rate=0.1,
+        rate_limit_rate=0.05,
+        timeout_after_commit_rate=0.05,
+        timeout_before_commit_rate=0.05,
+        drop_rate=0.05,
+        timeout_seconds=2,
+        retry_after=1,
+    )
     ids = [
-        service.start_booking(request_for(catalog, "Day Pass", external_reference=f"F-{n}")).booking.id
+        service.start_booking(
+            request_for(catalog, "Day Pass", external_reference=f"F-{n}")
+        ).booking.id
         for n in range(8)
     ]
     paid = set()

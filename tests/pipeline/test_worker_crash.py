@@ -21,12 +21,18 @@ from worker.sandbox.admin import SandboxAdmin
 def worker_settings() -> dict[str, str]:
     # The order call (2.5 s of sandbox latency) is still in flight when the worker dies;
     # its unacknowledged message comes back after the (short) visibility timeout.
-    return {**WORKER_SETTINGS, "KORUS_READ_TIMEOUT": "5", "VISIBILITY_TIMEOUT_SECONDS": "4",
-            "UNACKED_RESTORE_INTERVAL_SECONDS": "1"}
+    return {
+        **WORKER_SETTINGS,
+        "KORUS_READ_TIMEOUT": "5",
+        "VISIBILITY_TIMEOUT_SECONDS": "4",
+        "UNACKED_RESTORE_INTERVAL_SECONDS": "1",
+    }
 
 
 @pytest.fixture(scope="module")
-def worker(deployment_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proc]:
+def worker(
+    deployment_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Proc]:
     log = Path(tmp_path_factory.mktemp("crash")) / "worker.log"
     proc = worker_proc(deployment_env, name="first", concurrency=2, log=log).start()
     yield proc
@@ -34,8 +40,12 @@ def worker(deployment_env: dict[str, str], tmp_path_factory: pytest.TempPathFact
 
 
 def test_worker_killed_during_create_order_completes_with_one_order_after_restart(
-    service: BookingService, admin: SandboxAdmin, catalog: dict[str, Any],
-    worker: Proc, deployment_env: dict[str, str], tmp_path: Path,
+    service: BookingService,
+    admin: SandboxAdmin,
+    catalog: dict[str, Any],
+    worker: Proc,
+    deployment_env: dict[str, str],
+    tmp_path: Path,
 ) -> None:
     booking = service.start_booking(request_for(catalog, "Day Pass")).booking
     held = wait_for(service, booking.id, State.AWAITING_PAYMENT)
@@ -51,8 +61,9 @@ def test_worker_killed_during_create_order_completes_with_one_order_after_restar
     assert len(orders_for(admin, booking.id)) == 1
     assert service.get(booking.id).state == State.ORDERING
 
-    restarted = worker_proc(deployment_env, name="second", concurrency=2,
-                            log=tmp_path / "restarted.log").start()
+    restarted = worker_proc(
+        deployment_env, name="second", concurrency=2, log=tmp_path / "restarted.log"
+    ).start()
     try:
         done = wait_for(service, booking.id, State.COMPLETED, State.REFUND_REQUIRED, timeout=60)
     finally:

@@ -11,11 +11,17 @@ from worker.booking.requests import BookingRequest, PaymentEvent
 from worker.booking.service import BookingService
 from worker.booking.states import State
 
-CUSTOMER = {"firstname": "Grace", "lastname": "Hopper", "email": "grace@example.com",
-            "phone": "+33123456789"}
+CUSTOMER = {
+    "firstname": "Grace",
+    "lastname": "Hopper",
+    "email": "grace@example.com",
+    "phone": "+33123456789",
+}
 
 
-def request_for(catalog: dict[str, Any], product: str, quantity: int = 1, **extra: Any) -> BookingRequest:
+def request_for(
+    catalog: dict[str, Any], product: str, quantity: int = 1, **extra: Any
+) -> BookingRequest:
     entry = catalog[product]
     sessions = []
     for _ in range(quantity):
@@ -25,11 +31,15 @@ def request_for(catalog: dict[str, Any], product: str, quantity: int = 1, **extr
         if entry.get("form"):
             form = entry["form"]
             form_iri = form["@id"] if isinstance(form, dict) else form
-            fields = entry.get("form_fields") or (form.get("fields") if isinstance(form, dict) else [])
+            fields = entry.get("form_fields") or (
+                form.get("fields") if isinstance(form, dict) else []
+            )
             ts["formData"] = {
                 "form": form_iri,
-                "fields": [{"field": f["@id"] if isinstance(f, dict) else f, "value": "Hopper"}
-                           for f in fields],
+                "fields": [
+                    {"field": f["@id"] if isinstance(f, dict) else f, "value": "Hopper"}
+                    for f in fields
+                ],
             }
         sessions.append(ts)
     body: dict[str, Any] = {
@@ -41,8 +51,9 @@ def request_for(catalog: dict[str, Any], product: str, quantity: int = 1, **extr
     return BookingRequest.model_validate(body)
 
 
-def wait_for(service: BookingService, booking_id: str, *states: State,
-             timeout: float = 30.0) -> Booking:
+def wait_for(
+    service: BookingService, booking_id: str, *states: State, timeout: float = 30.0
+) -> Booking:
     """Poll until the booking reaches one of `states` (bounded)."""
     deadline = time.monotonic() + timeout
     booking = service.get(booking_id)
@@ -57,8 +68,14 @@ def wait_for(service: BookingService, booking_id: str, *states: State,
     )
 
 
-def pay(service: BookingService, booking: Booking, *, amount_minor: int | None = None,
-        event_id: str | None = None, payment_id: str | None = None) -> str:
+def pay(
+    service: BookingService,
+    booking: Booking,
+    *,
+    amount_minor: int | None = None,
+    event_id: str | None = None,
+    payment_id: str | None = None,
+) -> str:
     return service.record_payment(
         PaymentEvent(
             provider="test",

@@ -63,7 +63,9 @@ def deployment_env(redis_url: str, sandbox: Any, worker_settings: dict[str, str]
 
 
 @pytest.fixture(scope="module")
-def worker(deployment_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proc]:
+def worker(
+    deployment_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Proc]:
     log = Path(tmp_path_factory.mktemp("worker")) / "worker.log"
     proc = worker_proc(deployment_env, concurrency=4, log=log).start()
     yield proc
@@ -75,6 +77,8 @@ def service(redis_url: str, worker: Proc, admin: SandboxAdmin) -> Iterator[Booki
     admin.reset()
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     store = BookingStore(client, retention_seconds=3600, deadline_policy=DeadlinePolicy())
-    yield BookingService(store, CeleryEnqueuer(app), event_ttl_seconds=3600, policy="all_or_nothing")
+    yield BookingService(
+        store, CeleryEnqueuer(app), event_ttl_seconds=3600, policy="all_or_nothing"
+    )
     admin.clear_faults()
     client.close()
