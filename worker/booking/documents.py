@@ -149,7 +149,9 @@ class DocumentStep:
         waits = [d.downloadable_at for d in documents if not d.temporary_url and d.downloadable_at]
         due: datetime = min(waits) if waits else self.ctx.now()
         countdown = max(1.0, (due - self.ctx.now()).total_seconds() + 0.5)
-        cap = self.ctx.settings.retry_backoff_cap_seconds
+        # A countdown held by a worker past the broker's visibility timeout would be
+        # delivered a second time; further waits are left to the sweeper.
+        cap = self.ctx.settings.visibility_timeout_seconds * 0.8
         if countdown <= cap:
             raise RetryLater("documents not downloadable yet", countdown)
         # Further away than the cap: the sweeper schedules it when downloadableAt comes.
