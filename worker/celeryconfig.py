@@ -7,11 +7,17 @@ Why these values:
 - visibility_timeout above the longest countdown (retry cap, document waits), so the
   Redis transport never redelivers a scheduled message before it is due.
 - JSON only: task arguments are ids, never pickled objects.
+- Exactly one active beat: RedBeat keeps the schedule in Redis behind a lock that the
+  active beat renews every loop; a standby beat blocks on the lock and takes over when it
+  lapses (`redbeat_lock_timeout`), so several beat processes may run (deploy/README.md).
 """
 
 from __future__ import annotations
 
-from kombu import Queue
+from typing import Any
+
+from celery.schedules import crontab
+from kombu.entity import Queue
 
 from worker.settings import load_settings
 
@@ -30,6 +36,8 @@ enable_utc = True
 
 task_acks_late = True
 task_reject_on_worker_lost = True
+# A task that failed or timed out is acknowledged (Celery's default, kept): its failure
+# is in Sentry and the sweeper's stuck check drives the booking again.
 worker_prefetch_multiplier = 1
 worker_send_task_events = True
 task_send_sent_event = True
@@ -41,25 +49,31 @@ broker_connection_retry_on_startup = True
 task_soft_time_limit = 120
 task_time_limit = 150
 
-task_queues = [Queue(name, routing_key=name) for name in QUEUES]
+# Priorities on the Redis transport: 0 is served first (kombu keeps one list per step,
+# `payments`, `payments:3`, ..., and pops them in that order). Every route carries the
+# default priority because `send_task` (worker.enqueue) ignores `task_default_priority`:
+# without it every message would be priority 0 and the sweeper's urgent create_order
+# (priority 0, the head of the payments queue) would queue behind the others.
+DEFAULT_PRIORITY = 5
+URGENT_PRIORITY = 0
+task_default_priority = DEFAULT_PRIORITY
+
+task_queues = [Queue(name, routing_key=name) for name in QUEUES]  # type: ignore[no-untyped-call]
 task_default_queue = "bookings"
 task_create_missing_queues = False
 task_routes = {
-    "booking.reserve": {"queue": "bookings"},
-    "booking.payment_succeeded": {"queue": "payments"},
-    "booking.create_order": {"queue": "payments"},
-    "booking.fetch_documents": {"queue": "documents"},
-    "booking.notify": {"queue": "callbacks"},
-    "booking.sweep": {"queue": "maintenance"},
+    name: {"queue": queue, "priority": DEFAULT_PRIORITY}
+    for name, queue in (
+        ("booking.reserve", "bookings"),
+        ("booking.payment_succeeded", "payments"),
+        ("booking.create_order", "payments"),
+        ("booking.fetch_documents", "documents"),
+        ("booking.notify", "callbacks"),
+        ("booking.sweep", "maintenance"),
+    )
 }
-# Priorities on the Redis transport: 0 is served first. The sweeper sends an urgent
-# create_order with priority 0 (head of the payments queue); everything else uses 5.
-task_default_priority = 5
 broker_transport_options = {
     "visibility_timeout": _settings.visibility_timeout_seconds,
-    # How often a worker looks for messages of dead workers past the visibility timeout.
-    "unacked_restore_interval": _settings.unacked_restore_interval_seconds,
-    "unacked_restore_throttle": 1,
     "priority_steps": [0, 3, 6, 9],
     "sep": ":",
     "queue_order_strategy": "priority",
@@ -67,17 +81,47 @@ broker_transport_options = {
 
 imports = ("tasks.reserve", "tasks.payments", "tasks.fulfil", "tasks.notify", "tasks.sweep")
 
-beat_schedule = {
-    "booking.sweep": {
-        "task": "booking.sweep",
-        "schedule": _settings.sweep_interval_seconds,
-        # A sweep that could not start before the next one is due is pointless.
-        "options": {"expires": _settings.sweep_interval_seconds, "queue": "maintenance"},
+SWEEP_ENTRY = "booking.sweep"
+# Sentry Crons monitors whole-minute intervals only. When the sweep runs more often, a
+# second, minutely entry of the same task is the monitored heartbeat (a sweep is cheap and
+# safe to overlap, so the extra run costs nothing); the fast entry is left unmonitored.
+SWEEP_MONITOR_ENTRY = "booking.sweep.minutely"
+
+
+def sweep_schedule(interval_seconds: float) -> dict[str, dict[str, Any]]:
+    """The beat entries of the sweeper. Each carries `expires`: a sweep that could not
+    start before the next one is due is pointless, and must not pile up in the queue."""
+    entries: dict[str, dict[str, Any]] = {
+        SWEEP_ENTRY: {
+            "task": "booking.sweep",
+            "schedule": interval_seconds,
+            "options": {"expires": interval_seconds, "queue": "maintenance"},
+        }
     }
-}
+    if not is_whole_minutes(interval_seconds):
+        entries[SWEEP_MONITOR_ENTRY] = {
+            "task": "booking.sweep",
+            "schedule": crontab(),
+            "options": {"expires": 60, "queue": "maintenance"},
+        }
+    return entries
+
+
+def is_whole_minutes(seconds: float) -> bool:
+    return seconds >= 60 and seconds % 60 == 0
+
+
+def beat_loop_interval(lock_timeout_seconds: float) -> float:
+    """How long beat may sleep between ticks. Each tick renews the lock, so this stays
+    well below the lock timeout (five renewals per lock period) and is at most 5 s, which
+    is also how often a standby beat tries to take the lock."""
+    return max(1.0, min(5.0, lock_timeout_seconds / 5))
+
+
+beat_schedule = sweep_schedule(_settings.sweep_interval_seconds)
 beat_scheduler = "redbeat.RedBeatScheduler"
 redbeat_redis_url = _settings.redis_url
 redbeat_key_prefix = "bw:redbeat"
-# A standby beat takes over within this many seconds of the active one dying.
-redbeat_lock_timeout = 30
-beat_max_loop_interval = 5
+# A standby beat takes over within lock timeout + one loop of the active one dying.
+redbeat_lock_timeout = _settings.beat_lock_timeout_seconds
+beat_max_loop_interval = beat_loop_interval(_settings.beat_lock_timeout_seconds)

@@ -56,8 +56,16 @@ class Settings(BaseSettings):
 
     sentry_dsn: SecretStr | None = None
     sentry_environment: str = "development"
+    # Share of transactions traced (performance); errors and cron check-ins are always sent.
+    sentry_traces_sample_rate: float = Field(default=0.0, ge=0, le=1)
 
+    # `user:password` (comma-separated for several users). Flower reads FLOWER_BASIC_AUTH
+    # from the environment itself; the Procfile passes it too and refuses to start without.
     flower_basic_auth: SecretStr | None = None
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    # text: one line per record for a terminal; json: one object per line for collectors.
+    log_format: Literal["text", "json"] = "text"
 
     reservation_policy: ReservationPolicy = "all_or_nothing"
     sweep_interval_seconds: float = Field(default=15.0, gt=0)
@@ -70,6 +78,9 @@ class Settings(BaseSettings):
     # Above the longest countdown a task ever uses (retry_backoff_cap_seconds and
     # document waits), so the broker never redelivers a scheduled message early.
     visibility_timeout_seconds: int = Field(default=3600, ge=1)
+    # RedBeat lock time to live: the active beat renews it every loop; a standby beat takes
+    # over at most this long (plus one loop) after the active one died.
+    beat_lock_timeout_seconds: int = Field(default=30, ge=2)
     unacked_restore_interval_seconds: int = Field(default=60, ge=1)
 
     @field_validator(
@@ -78,6 +89,11 @@ class Settings(BaseSettings):
     @classmethod
     def _csv(cls, value: object) -> object:
         return _split_csv(value)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
 
     @field_validator("redis_url", "broker_url")
     @classmethod

