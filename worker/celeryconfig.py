@@ -74,6 +74,9 @@ task_routes = {
 }
 broker_transport_options = {
     "visibility_timeout": _settings.visibility_timeout_seconds,
+    # How often a worker looks for messages of dead workers past the visibility timeout.
+    "unacked_restore_interval": _settings.unacked_restore_interval_seconds,
+    "unacked_restore_throttle": 1,
     "priority_steps": [0, 3, 6, 9],
     "sep": ":",
     "queue_order_strategy": "priority",

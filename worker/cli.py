@@ -117,6 +117,8 @@ def operator_command(fn: F) -> F:
             _fail(f"no booking with id {error.args[0]!r}", EXIT_UNKNOWN)
         except BookingConflictError as error:
             _fail(str(error), EXIT_REFUSED)
+        except ValueError as error:  # a malformed argument, e.g. a listing cursor
+            _fail(f"invalid argument: {error}", EXIT_UNKNOWN)
         except redis.RedisError as error:
             _fail(f"Redis is not reachable: {type(error).__name__}: {error}", EXIT_REFUSED)
 
@@ -210,10 +212,10 @@ def status(booking_id: str, as_json: bool) -> None:
     show_default=True,
 )
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 1000))
-@click.option("--cursor", type=float, default=None, help="Continue after this cursor.")
+@click.option("--cursor", default=None, help="Continue after this cursor (from the last page).")
 @click.option("--json", "as_json", is_flag=True)
 @operator_command
-def list_(state: str, limit: int, cursor: float | None, as_json: bool) -> None:
+def list_(state: str, limit: int, cursor: str | None, as_json: bool) -> None:
     """List bookings in a state, oldest first (paged)."""
     bookings, next_cursor = _service().list(State(state), cursor=cursor, limit=limit)
     if as_json:
@@ -237,7 +239,7 @@ def list_(state: str, limit: int, cursor: float | None, as_json: bool) -> None:
         ],
     )
     if next_cursor is not None:
-        click.echo(f"more: booking-worker list --state {state} --cursor {next_cursor!r}", err=True)
+        click.echo(f"more: booking-worker list --state {state} --cursor '{next_cursor}'", err=True)
 
 
 @main.command()

@@ -77,7 +77,7 @@ def test_list_prints_a_table_and_json_with_a_cursor(store: BookingStore) -> None
     code, out, _ = run("list", "--limit", "2", "--json")
     page = json.loads(out)
     assert code == 0 and [b["id"] for b in page["bookings"]] == ids[:2]
-    code, out, _ = run("list", "--limit", "2", "--json", "--cursor", repr(page["nextCursor"]))
+    code, out, _ = run("list", "--limit", "2", "--json", "--cursor", page["nextCursor"])
     assert [b["id"] for b in json.loads(out)["bookings"]] == ids[2:]
 
     code, out, _ = run("list", "--state", "completed")

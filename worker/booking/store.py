@@ -50,6 +50,16 @@ return 1
 """
 
 
+# Remove a deadline-index entry only if it still has the score the caller wrote.
+_DROP_HINT_SCRIPT = """
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if score and tonumber(score) == tonumber(ARGV[2]) then
+  return redis.call('ZREM', KEYS[1], ARGV[1])
+end
+return 0
+"""
+
+
 class ConcurrentUpdateError(RuntimeError):
     """The record kept changing under us; the caller's task retries later."""
 
@@ -108,6 +118,7 @@ class BookingStore:
         self.retention_seconds = retention_seconds
         self.deadline_policy = deadline_policy or DeadlinePolicy()
         self._cas = client.register_script(_CAS_SCRIPT)
+        self._drop_hint = client.register_script(_DROP_HINT_SCRIPT)
 
     # -- reads ---------------------------------------------------------------
     def load(self, booking_id: str) -> Booking | None:
@@ -216,10 +227,15 @@ class BookingStore:
             cleanup = self.redis.pipeline(transaction=False)
             if old is not None and old.state != new.state:
                 cleanup.zrem(keys.by_state(old.state.value), new.id)
-            if deadline is None:
-                cleanup.zrem(keys.DEADLINES, new.id)
+            old_deadline = next_deadline(old, self.deadline_policy) if old else None
+            if deadline is None and old_deadline is not None:
+                # Only the entry this writer knew: if a concurrent writer (a late payment
+                # reopening the booking) re-scored it meanwhile, its entry must stay.
+                self._drop_hint(
+                    keys=[keys.DEADLINES], args=[new.id, _score(old_deadline)], client=cleanup
+                )
             if new.state in CLOSED:
-                # Listing entries must not outlive the record (retention TTL).
+                # Callback delivery records expire with the booking (retention TTL).
                 cleanup.expire(keys.callbacks(new.id), self.retention_seconds)
             if len(cleanup):
                 cleanup.execute()

@@ -117,10 +117,12 @@ def _note(booking: Booking, state: State, alert_kind: str, reason: str) -> Chang
     return Change(booking, reason, note=True)
 
 
-def close_unpaid(ctx: StepContext, booking: Booking, now: datetime) -> str:
+def close_unpaid(ctx: StepContext, booking: Booking, now: datetime, lease: float) -> str:
     result = ctx.store.update(booking.id, lambda b: _close_hold(b, now), task_id="sweep")
     if not result.changed or result.booking is None:
         return "skipped"
+    # The store drops only the index entry it wrote; this one holds our lease.
+    rescore(ctx, booking.id, lease, None)
     after_transition(result.booking, result.entered, ctx.enqueue)
     return result.booking.state.value  # "cancelled" or "expired"
 
@@ -182,7 +184,7 @@ def sweep_one(ctx: StepContext, booking: Booking, now: datetime, lease: float) -
     near_expiry = expires is not None and expires - policy.cancel_margin <= now
     stuck = booking.updated_at + policy.stuck_after <= now
     if state == State.AWAITING_PAYMENT and near_expiry:
-        return close_unpaid(ctx, booking, now)
+        return close_unpaid(ctx, booking, now, lease)
     if state in _ORDERING and near_expiry and "hold_expiring" not in booking.alerts:
         assert expires is not None
         return hurry_order(ctx, booking, expires)

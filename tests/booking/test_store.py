@@ -1,0 +1,77 @@
+"""The Redis store: compare-and-set, timeline, and the deadline index kept as a safe hint."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import redis
+
+from tests.support.booking import CUSTOMER
+from worker.booking import keys
+from worker.booking.record import Booking, Customer, HeldReservation, utcnow
+from worker.booking.states import State
+from worker.booking.store import BookingStore, Change
+
+
+def held_booking(booking_id: str) -> Booking:
+    now = utcnow()
+    return Booking(
+        id=booking_id,
+        external_reference="R",
+        created_at=now,
+        updated_at=now,
+        items=[],
+        customer=Customer(**CUSTOMER),
+        state=State.AWAITING_PAYMENT,
+        reservations=[
+            HeldReservation(
+                id="r",
+                iri="/v1/booking/reservations/r",
+                expires_at=now + timedelta(minutes=15),
+                total_incl_tax=40,
+            )
+        ],
+    )
+
+
+def cancel(booking: Booking) -> Change | None:
+    if booking.state != State.AWAITING_PAYMENT:
+        return None
+    booking.state = State.CANCELLED
+    return Change(booking, "test cancel")
+
+
+def test_a_stale_version_loses_and_the_winner_is_on_the_timeline(redis_client: redis.Redis) -> None:
+    store = BookingStore(redis_client, retention_seconds=600)
+    booking = held_booking("bk_cas")
+    assert store.create(booking, reason="created")
+    assert not store.create(booking, reason="again")  # one record per id
+
+    first = store.update(booking.id, cancel, task_id="t1")
+    second = store.update(booking.id, cancel, task_id="t2")
+
+    assert first.changed and first.entered == [State.CANCELLED]
+    assert not second.changed
+    timeline = store.timeline(booking.id)
+    assert [(e["from"], e["to"], e["task_id"]) for e in timeline] == [
+        (None, "awaiting_payment", None),
+        ("awaiting_payment", "cancelled", "t1"),
+    ]
+    assert 0 < redis_client.ttl(keys.booking(booking.id)) <= 600  # closed: retention TTL
+
+
+def test_closing_removes_its_own_deadline_but_not_one_rescored_meanwhile(
+    redis_client: redis.Redis,
+) -> None:
+    store = BookingStore(redis_client, retention_seconds=600)
+    mine, theirs = held_booking("bk_mine"), held_booking("bk_theirs")
+    store.create(mine, reason="created")
+    store.create(theirs, reason="created")
+    # Another writer re-scored `theirs` (e.g. a late payment reopening it) in between.
+    redis_client.zadd(keys.DEADLINES, {theirs.id: 12345.0})
+
+    store.update(mine.id, cancel)
+    store.update(theirs.id, cancel)
+
+    assert redis_client.zscore(keys.DEADLINES, mine.id) is None
+    assert redis_client.zscore(keys.DEADLINES, theirs.id) == 12345.0
