@@ -375,14 +375,14 @@ def test_an_oversized_body_is_refused_before_it_is_read(
 
 
 @PROVIDERS
-def test_a_body_that_is_not_json_is_refused_as_unsupported(
+def test_a_body_that_is_not_json_is_refused_with_400(
     web: WebServer, db: redis.Redis, provider: Provider
 ) -> None:
     event_id = new_event_id(provider)
     body = provider.succeeded(held_booking(db).id, event_id)
     headers = {**provider.sign(body, event_id), "Content-Type": "application/x-www-form-urlencoded"}
 
-    assert problem(provider.deliver(web, body, headers), 415)
+    assert problem(provider.deliver(web, body, headers), 400)
 
 
 def test_checkout_session_completed_pays_with_its_payment_intent(

@@ -53,12 +53,13 @@ def read_body(req: falcon.Request, limit: int = MAX_BODY_BYTES) -> bytes:
     return b"".join(chunks)
 
 
-def require_json(req: falcon.Request) -> None:
-    """415 unless the Content-Type is `application/json` (any parameters, any case)."""
+def require_json(req: falcon.Request, status: int = 415) -> None:
+    """`status` (415; the webhooks contract says 400) unless the Content-Type is
+    `application/json` (any parameters, any case)."""
     media = (req.content_type or "").split(";", 1)[0].strip().lower()
     if media != "application/json":
         raise ApiProblem(
-            415,
+            status,
             type=UNSUPPORTED_MEDIA,
             title="Unsupported media type",
             detail="send the body as application/json",

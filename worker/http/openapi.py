@@ -96,7 +96,7 @@ _OPEN: list[dict[str, list[str]]] = []
 
 def _paths() -> dict[str, Any]:
     merchant = [401, 503]
-    webhook_errors = [400, 413, 415, 503]
+    webhook_errors = [400, 413, 503]
     return {
         "/v1/bookings": {
             "post": {

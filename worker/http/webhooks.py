@@ -1,7 +1,7 @@
 """`POST /webhooks/stripe` and `POST /webhooks/payments`: verified payment events.
 
 Order of checks, each answered before the next is tried (nothing is enqueued unless all
-pass): body size (413, from Content-Length, then while reading), content type (415),
+pass): body size (413, from Content-Length, then while reading), content type (400, as the webhook contract says),
 signature and timestamp on the raw bytes (400), JSON (400), event shape (400). Then the
 event is recorded once by id (`BookingService.record_payment`: Redis SET NX with a TTL,
 then the message goes to the broker) and the answer says what happened:
@@ -94,7 +94,7 @@ class _WebhookEndpoint:
         """Record a verified payment event once; see the module docstring for answers."""
         try:
             body = read_body(req)
-            require_json(req)
+            require_json(req, status=400)  # the webhooks contract: 400, not 415
         except ApiProblem as problem:
             outcome = _REFUSALS.get(problem.problem.type, "rejected")
             raise self._refuse(outcome, problem) from None
