@@ -26,5 +26,11 @@ lint: $(STAMP)
 bench-sandbox: $(STAMP)
 	$(BIN)/python bench/sandbox_rate.py $(ARGS)
 
+bench-webhooks: $(STAMP)
+	$(BIN)/python bench/webhook_rate.py $(ARGS)
+
+bench-sweep: $(STAMP)
+	$(BIN)/python bench/sweep_cost.py $(ARGS)
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
