@@ -1,10 +1,11 @@
 """`POST /webhooks/stripe` and `POST /webhooks/payments`: verified payment events.
 
 Order of checks, each answered before the next is tried (nothing is enqueued unless all
-pass): body size (413, from Content-Length, then while reading), content type (400, as the webhook contract says),
-signature and timestamp on the raw bytes (400), JSON (400), event shape (400). Then the
-event is recorded once by id (`BookingService.record_payment`: Redis SET NX with a TTL,
-then the message goes to the broker) and the answer says what happened:
+pass): body size (413, from Content-Length, then while reading), content type (400, as
+the webhook contract says), signature and timestamp on the raw bytes (400), JSON (400),
+event shape (400). Then the event is recorded once by id
+(`BookingService.record_payment`: Redis SET NX with a TTL, then the message goes to the
+broker) and the answer says what happened:
 
 | outcome                   | status | why                                               |
 |---------------------------|--------|---------------------------------------------------|
