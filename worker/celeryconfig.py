@@ -81,6 +81,10 @@ broker_transport_options = {
     "sep": ":",
     "queue_order_strategy": "priority",
 }
+if broker_url.startswith(("amqp://", "amqps://")):
+    # RabbitMQ: `send_task` returns only once the broker confirmed the message, so a
+    # webhook is answered 2xx only after its message is durably queued.
+    broker_transport_options["confirm_publish"] = True
 
 imports = ("tasks.reserve", "tasks.payments", "tasks.fulfil", "tasks.notify", "tasks.sweep")
 
