@@ -123,6 +123,16 @@ def test_metrics_count_requests_by_route_webhooks_by_outcome_and_bookings_by_sta
     assert re.search(r"booking_worker_http_request_duration_seconds_bucket\{", after)
 
 
+def test_metrics_report_the_sweepers_actions(web: WebServer, db: redis.Redis) -> None:
+    db.hset("bw:stats:sweep", mapping={"cancelled": 3, "runs": 7, "last_ms": "1.5"})
+
+    text = requests.get(web.url + "/metrics", timeout=10).text
+
+    assert _sample(text, "booking_worker_sweep_actions_total", action="cancelled") == 3
+    assert _sample(text, "booking_worker_sweep_actions_total", action="runs") == 7
+    assert "last_ms" not in text
+
+
 @pytest.fixture(scope="module")
 def web_without_redis(
     redis_url: str, tmp_path_factory: pytest.TempPathFactory

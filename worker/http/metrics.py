@@ -25,12 +25,13 @@ from prometheus_client import (
     generate_latest,
     values,
 )
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from worker.booking import keys
 from worker.booking.states import State
+from worker.booking.sweep import SWEEP_STATS
 
 log = logging.getLogger("booking.http")
 
@@ -51,26 +52,32 @@ class BookingStateCollector(Collector):
         self.client = client
 
     @staticmethod
-    def _families() -> tuple[GaugeMetricFamily, GaugeMetricFamily]:
+    def _families() -> tuple[GaugeMetricFamily, GaugeMetricFamily, CounterMetricFamily]:
         counts = GaugeMetricFamily(
             f"{NAMESPACE}_bookings", "Bookings per state (store indexes)", labels=["state"]
         )
         up = GaugeMetricFamily(
             f"{NAMESPACE}_bookings_scrape_ok", "1 when the booking counts could be read"
         )
-        return counts, up
+        sweeps = CounterMetricFamily(
+            f"{NAMESPACE}_sweep_actions",
+            "Sweeper actions since the Redis counters began (`runs` counts sweeps)",
+            labels=["action"],
+        )
+        return counts, up, sweeps
 
     def describe(self) -> Iterator[Metric]:
         """Names only: registering the collector must not touch Redis."""
         yield from self._families()
 
     def collect(self) -> Iterator[Metric]:
-        family, up = self._families()
+        family, up, sweeps = self._families()
         try:
             pipe = self.client.pipeline(transaction=False)
             for state in State:
                 pipe.zcard(keys.by_state(state.value))
-            counts = pipe.execute()
+            pipe.hgetall(SWEEP_STATS)
+            *counts, sweep_stats = pipe.execute()
         except redis.RedisError as error:
             log.warning("bookings by state unavailable: %s", type(error).__name__)
             up.add_metric([], 0)
@@ -78,9 +85,14 @@ class BookingStateCollector(Collector):
             return
         for state, count in zip(State, counts, strict=True):
             family.add_metric([state.value], float(count))
+        for action, value in sorted(sweep_stats.items()):
+            name = action.decode() if isinstance(action, bytes) else str(action)
+            if name not in ("last_run_at", "last_ms"):
+                sweeps.add_metric([name], float(value))
         up.add_metric([], 1)
         yield family
         yield up
+        yield sweeps
 
 
 class Metrics:
