@@ -224,3 +224,24 @@ def test_an_unexpected_error_is_a_bare_500_problem(redis_url: str) -> None:
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json["title"] == "Internal Server Error"
     assert "secret" not in response.text and "Traceback" not in response.text
+
+
+def test_metrics_report_korus_calls_of_the_fleet(web: WebServer, db: redis.Redis) -> None:
+    db.hset("bw:stats:korus", mapping={
+        "POST /v1/booking/orders/_bulk|count|200": 4,
+        "POST /v1/booking/orders/_bulk|count|KorusOutcomeUnknownError": 1,
+        "POST /v1/booking/orders/_bulk|sum": 2.5,
+        "POST /v1/booking/orders/_bulk|bucket|0.5": 4,
+        "POST /v1/booking/orders/_bulk|bucket|+Inf": 1,
+    })
+
+    text = requests.get(web.url + "/metrics", timeout=10).text
+
+    calls = "booking_worker_korus_calls_total"
+    endpoint = "POST /v1/booking/orders/_bulk"
+    assert _sample(text, calls, endpoint=endpoint, outcome="200") == 4
+    assert _sample(text, calls, endpoint=endpoint, outcome="KorusOutcomeUnknownError") == 1
+    histogram = "booking_worker_korus_call_seconds_bucket"
+    assert _sample(text, histogram, endpoint=endpoint, le="0.5") == 4
+    assert _sample(text, histogram, endpoint=endpoint, le="+Inf") == 5
+    assert _sample(text, "booking_worker_korus_call_seconds_count", endpoint=endpoint) == 5

@@ -25,13 +25,20 @@ from prometheus_client import (
     generate_latest,
     values,
 )
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from worker.booking import keys
 from worker.booking.states import State
 from worker.booking.sweep import SWEEP_STATS
+from worker.korus.stats import BUCKETS as KORUS_BUCKETS
+from worker.korus.stats import KORUS_STATS
 
 log = logging.getLogger("booking.http")
 
@@ -77,7 +84,8 @@ class BookingStateCollector(Collector):
             for state in State:
                 pipe.zcard(keys.by_state(state.value))
             pipe.hgetall(SWEEP_STATS)
-            *counts, sweep_stats = pipe.execute()
+            pipe.hgetall(KORUS_STATS)
+            *counts, sweep_stats, korus_stats = pipe.execute()
         except redis.RedisError as error:
             log.warning("bookings by state unavailable: %s", type(error).__name__)
             up.add_metric([], 0)
@@ -93,6 +101,40 @@ class BookingStateCollector(Collector):
         yield family
         yield up
         yield sweeps
+        yield from korus_families(korus_stats)
+
+
+def korus_families(raw: dict[str, str]) -> Iterator[Metric]:
+    """Korus calls of the whole fleet (worker.korus.stats): outcomes and latency."""
+    calls = CounterMetricFamily(
+        f"{NAMESPACE}_korus_calls",
+        "Korus calls by endpoint template and outcome (HTTP status or error class)",
+        labels=["endpoint", "outcome"],
+    )
+    sums: dict[str, float] = {}
+    buckets: dict[str, dict[str, float]] = {}
+    for field, value in raw.items():
+        name = field.decode() if isinstance(field, bytes) else str(field)
+        parts = name.split("|")
+        endpoint, kind = parts[0], parts[1] if len(parts) > 1 else ""
+        label = parts[2] if len(parts) > 2 else ""
+        if kind == "count":
+            calls.add_metric([endpoint, label], float(value))
+        elif kind == "sum":
+            sums[endpoint] = float(value)
+        elif kind == "bucket":
+            buckets.setdefault(endpoint, {})[label] = float(value)
+    yield calls
+    latency = HistogramMetricFamily(
+        f"{NAMESPACE}_korus_call_seconds", "Korus call latency by endpoint", labels=["endpoint"]
+    )
+    for endpoint, counts in sorted(buckets.items()):
+        cumulative, rows = 0.0, []
+        for bound in [*(repr(b) for b in KORUS_BUCKETS), "+Inf"]:
+            cumulative += counts.get(bound, 0.0)
+            rows.append((bound, cumulative))
+        latency.add_metric([endpoint], rows, sum_value=sums.get(endpoint, 0.0))
+    yield latency
 
 
 class Metrics:

@@ -39,6 +39,7 @@ from worker.korus.models import (
     Ticket,
 )
 from worker.korus.pages import Page, iter_pages
+from worker.korus.stats import CallObserver, RedisCallStats
 from worker.korus.transport import Transport
 
 if TYPE_CHECKING:
@@ -77,6 +78,7 @@ class KorusClient:
         connect_timeout: float = 3.05,
         read_timeout: float = 20.0,
         session: requests.Session | None = None,
+        observer: CallObserver | None = None,
     ) -> None:
         self.transport = Transport(
             base_url,
@@ -85,6 +87,7 @@ class KorusClient:
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
             session=session,
+            observer=observer,
         )
 
     @classmethod
@@ -110,6 +113,7 @@ class KorusClient:
             language=settings.korus_language,
             connect_timeout=settings.korus_connect_timeout,
             read_timeout=settings.korus_read_timeout,
+            observer=RedisCallStats(redis_client),
         )
 
     # -- plumbing -------------------------------------------------------------------

@@ -40,6 +40,7 @@ from worker.korus.errors import (
 
 if TYPE_CHECKING:
     from worker.korus.auth import TokenProvider
+    from worker.korus.stats import CallObserver
 
 JSON_LD = "application/ld+json"
 MERGE_PATCH = "application/merge-patch+json"
@@ -230,12 +231,14 @@ class Transport:
         connect_timeout: float = 3.05,
         read_timeout: float = 20.0,
         session: requests.Session | None = None,
+        observer: CallObserver | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.tokens = tokens
         self.language = language
         self.timeout = (connect_timeout, read_timeout)
         self._session = session
+        self.observer = observer
 
     @property
     def session(self) -> requests.Session:
@@ -289,8 +292,9 @@ class Transport:
             headers["Content-Type"] = MERGE_PATCH if method == "PATCH" else JSON_LD
             data = json.dumps({} if body is None else body).encode()
         state_changing = method in STATE_CHANGING
+        started = time.perf_counter()
         try:
-            return self.session.request(
+            response = self.session.request(
                 method,
                 self.url(path),
                 params=params,
@@ -301,9 +305,15 @@ class Transport:
                 allow_redirects=not state_changing,
             )
         except requests.RequestException as error:
-            raise error_from_exception(
-                error, method, path, state_changing=state_changing
-            ) from error
+            mapped = error_from_exception(error, method, path, state_changing=state_changing)
+            self._observe(method, path, type(mapped).__name__, started)
+            raise mapped from error
+        self._observe(method, path, str(response.status_code), started)
+        return response
+
+    def _observe(self, method: str, path: str, outcome: str, started: float) -> None:
+        if self.observer is not None:
+            self.observer(method, path, outcome, time.perf_counter() - started)
 
     def _result(self, response: requests.Response, method: str, path: str) -> Any:
         state_changing = method in STATE_CHANGING
