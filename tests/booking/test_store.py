@@ -75,3 +75,13 @@ def test_closing_removes_its_own_deadline_but_not_one_rescored_meanwhile(
 
     assert redis_client.zscore(keys.DEADLINES, mine.id) is None
     assert redis_client.zscore(keys.DEADLINES, theirs.id) == 12345.0
+
+
+def test_writes_survive_redis_forgetting_its_scripts(redis_client: redis.Redis) -> None:
+    store = BookingStore(redis_client, retention_seconds=600)
+    booking = held_booking("bk_noscript")
+    store.create(booking, reason="created")
+    redis_client.script_flush()
+
+    assert store.update(booking.id, cancel).changed
+    assert store.load(booking.id).state == State.CANCELLED  # type: ignore[union-attr]

@@ -117,8 +117,7 @@ class BookingStore:
         self.redis = client
         self.retention_seconds = retention_seconds
         self.deadline_policy = deadline_policy or DeadlinePolicy()
-        self._cas = client.register_script(_CAS_SCRIPT)
-        self._drop_hint = client.register_script(_DROP_HINT_SCRIPT)
+        self._scripts: dict[str, str] = {}  # source -> sha1, loaded once per store
 
     # -- reads ---------------------------------------------------------------
     def load(self, booking_id: str) -> Booking | None:
@@ -170,15 +169,20 @@ class BookingStore:
         *,
         task_id: str | None = None,
         attempts: int = 8,
+        current: Booking | None = None,
     ) -> UpdateResult:
         """Apply `transition` with optimistic concurrency: load, compute, compare-and-set.
 
         `transition` is a pure function of the record (it may be called several times if
         another writer wins the race). It returns None when nothing is to change, which
         makes every step idempotent: run twice, the second run finds nothing to do.
+        `current`, a record the caller has just read, saves the first load; if it is
+        stale the compare-and-set fails and the record is read again.
         """
+        preloaded = current
         for _ in range(attempts):
-            current = self.load(booking_id)
+            current = preloaded if preloaded is not None else self.load(booking_id)
+            preloaded = None
             if current is None:
                 return UpdateResult(None)
             change = transition(current.model_copy(deep=True))
@@ -201,17 +205,46 @@ class BookingStore:
                 return UpdateResult(new, True, current.state, entered)
         raise ConcurrentUpdateError(f"booking {booking_id}: too many concurrent updates")
 
+    def _sha(self, source: str) -> str:
+        sha = self._scripts.get(source)
+        if sha is None:
+            sha = self._scripts[source] = str(self.redis.script_load(source))
+        return sha
+
+    def _pipelined(self, build: Callable[[Any], None]) -> list[Any]:
+        """Run a non-transactional pipeline whose scripts go as EVALSHA.
+
+        redis-py's own Script objects make every pipeline ask SCRIPT EXISTS first (one
+        more round trip per write); here a NOSCRIPT answer (Redis restarted or flushed
+        its scripts) reloads them and runs the pipeline again, which is safe because
+        every command in these pipelines is idempotent or a compare-and-set.
+        """
+        for _ in range(2):
+            pipe = self.redis.pipeline(transaction=False)
+            build(pipe)
+            results: list[Any] = pipe.execute(raise_on_error=False)
+            if not any(isinstance(r, redis.exceptions.NoScriptError) for r in results):
+                for result in results:
+                    if isinstance(result, Exception):
+                        raise result
+                return results
+            self._scripts.clear()
+        raise redis.exceptions.NoScriptError("scripts could not be loaded")
+
     def _write(self, old: Booking | None, new: Booking, entries: list[str]) -> bool:
         deadline = next_deadline(new, self.deadline_policy)
         ttl = self.retention_seconds if new.state in CLOSED else 0
-        pipe = self.redis.pipeline(transaction=False)
-        # Indexes ahead of the record: a crash after this leaves a stale hint, never a gap.
-        if deadline is not None:
-            pipe.zadd(keys.DEADLINES, {new.id: _score(deadline)})
-        pipe.zadd(keys.by_state(new.state.value), {new.id: _score(new.created_at)})
-        self._cas(
-            keys=[keys.booking(new.id), keys.timeline(new.id)],
-            args=[
+        def write(pipe: Any) -> None:
+            # Indexes ahead of the record: a crash after this leaves a stale hint, never
+            # a gap.
+            if deadline is not None:
+                pipe.zadd(keys.DEADLINES, {new.id: _score(deadline)})
+            pipe.zadd(keys.by_state(new.state.value), {new.id: _score(new.created_at)})
+            pipe.evalsha(
+                self._sha(_CAS_SCRIPT),
+                2,
+                keys.booking(new.id),
+                keys.timeline(new.id),
                 -1 if old is None else old.version,
                 new.version,
                 new.state.value,
@@ -219,27 +252,34 @@ class BookingStore:
                 ttl,
                 TIMELINE_CAP,
                 *entries,
-            ],
-            client=pipe,
-        )
-        written = bool(pipe.execute()[-1])
+            )
+
+        written = bool(self._pipelined(write)[-1])
         if written:
-            cleanup = self.redis.pipeline(transaction=False)
-            if old is not None and old.state != new.state:
-                cleanup.zrem(keys.by_state(old.state.value), new.id)
-            old_deadline = next_deadline(old, self.deadline_policy) if old else None
-            if deadline is None and old_deadline is not None:
+            self._clean_after(old, new, deadline)
+        return written
+
+    def _clean_after(self, old: Booking | None, new: Booking, deadline: datetime | None) -> None:
+        old_deadline = next_deadline(old, self.deadline_policy) if old else None
+        drop_hint = deadline is None and old_deadline is not None
+        moved = old is not None and old.state != new.state
+        if not (drop_hint or moved or new.state in CLOSED):
+            return
+
+        def clean(pipe: Any) -> None:
+            if old is not None and moved:
+                pipe.zrem(keys.by_state(old.state.value), new.id)
+            if drop_hint and old_deadline is not None:
                 # Only the entry this writer knew: if a concurrent writer (a late payment
                 # reopening the booking) re-scored it meanwhile, its entry must stay.
-                self._drop_hint(
-                    keys=[keys.DEADLINES], args=[new.id, _score(old_deadline)], client=cleanup
+                pipe.evalsha(
+                    self._sha(_DROP_HINT_SCRIPT), 1, keys.DEADLINES, new.id, _score(old_deadline)
                 )
             if new.state in CLOSED:
                 # Callback delivery records expire with the booking (retention TTL).
-                cleanup.expire(keys.callbacks(new.id), self.retention_seconds)
-            if len(cleanup):
-                cleanup.execute()
-        return written
+                pipe.expire(keys.callbacks(new.id), self.retention_seconds)
+
+        self._pipelined(clean)
 
     def reindex(self, booking: Booking) -> None:
         """Re-score a booking in the deadline index from its record (sweeper repair)."""

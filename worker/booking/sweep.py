@@ -118,7 +118,9 @@ def _note(booking: Booking, state: State, alert_kind: str, reason: str) -> Chang
 
 
 def close_unpaid(ctx: StepContext, booking: Booking, now: datetime, lease: float) -> str:
-    result = ctx.store.update(booking.id, lambda b: _close_hold(b, now), task_id="sweep")
+    result = ctx.store.update(
+        booking.id, lambda b: _close_hold(b, now), task_id="sweep", current=booking
+    )
     if not result.changed or result.booking is None:
         return "skipped"
     # The store drops only the index entry it wrote; this one holds our lease.
@@ -137,6 +139,7 @@ def hurry_order(ctx: StepContext, booking: Booking, expires: datetime) -> str:
         booking.id,
         lambda b: _note(b, booking.state, "hold_expiring", "hold nearly lapsed: order hurried"),
         task_id="sweep",
+        current=booking,
     )
     if noted.changed:
         alert(
@@ -165,6 +168,7 @@ def redrive_stuck(ctx: StepContext, booking: Booking, now: datetime) -> str:
         booking.id,
         lambda b: _note(b, state, kind, f"no progress in {state} for {idle}s: driven again"),
         task_id="sweep",
+        current=booking,
     )
     if noted.changed:
         alert("stuck", booking.id, f"no progress in {state} for {idle}s", state=state.value)
