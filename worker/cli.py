@@ -84,6 +84,9 @@ def demo(
     click.echo(f"orders per booking:  {dict(sorted(report.orders_per_booking.items()))}")
     click.echo(f"completed with exactly one order per reservation: {report.exactly_one}")
     click.echo(f"reservations ordered twice: {report.duplicate_orders}")
+    calls = report.korus_outcomes
+    failed = {k: v for k, v in sorted(calls.items()) if not k.startswith("2")}
+    click.echo(f"Korus calls:         {sum(calls.values())}, failed or lost: {failed or 0}")
     click.echo(f"time:                {report.seconds:.1f} s")
     for problem in report.problems[:20]:
         click.echo(f"PROBLEM {problem}", err=True)

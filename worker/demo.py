@@ -20,6 +20,7 @@ from typing import Any
 
 from worker.booking.requests import BookingRequest, PaymentEvent
 from worker.booking.states import CLOSED, State
+from worker.korus.stats import KORUS_STATS
 from worker.processes import (
     Proc,
     embedded_redis,
@@ -49,6 +50,7 @@ class DemoReport:
     exactly_one: int
     seconds: float
     problems: list[str] = field(default_factory=list)
+    korus_outcomes: Counter[str] = field(default_factory=Counter)
 
     @property
     def ok(self) -> bool:
@@ -141,6 +143,7 @@ def _drive(sandbox_url: str, count: int, timeout: float, echo: Callable[[str], N
 
     admin = SandboxAdmin(sandbox_url)
     service = runtime.service()
+    calls_before = korus_outcomes(service.redis)
     started = time.monotonic()
     requests_ = demo_requests(admin.catalog(), count)
     ids = [service.start_booking(r).booking.id for r in requests_]
@@ -174,7 +177,19 @@ def _drive(sandbox_url: str, count: int, timeout: float, echo: Callable[[str], N
             break
         time.sleep(0.2)
     seconds = time.monotonic() - started
-    return _report(admin, service.store.load_many(ids), seconds)
+    report = _report(admin, service.store.load_many(ids), seconds)
+    report.korus_outcomes = korus_outcomes(service.redis) - calls_before
+    return report
+
+
+def korus_outcomes(client: Any) -> Counter[str]:
+    """Korus calls of the workers by outcome (HTTP status or error class), fleet-wide."""
+    totals: Counter[str] = Counter()
+    for name, value in client.hgetall(KORUS_STATS).items():
+        _, kind, outcome = [*str(name).split("|"), "", ""][:3]
+        if kind == "count":
+            totals[outcome] += int(value)
+    return totals
 
 
 def _report(admin: Any, bookings: list[Any], seconds: float) -> DemoReport:
