@@ -15,8 +15,10 @@ redelivery might. Invariants:
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import Counter
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -29,8 +31,9 @@ from tests.support.booking import request_for
 from worker.booking.context import RetryLater, StepContext
 from worker.booking.deadlines import DeadlinePolicy
 from worker.booking.documents import fetch_documents
-from worker.booking.ordering import create_order
+from worker.booking.ordering import claim, create_order, unordered
 from worker.booking.payment import payment_succeeded
+from worker.booking.record import utcnow
 from worker.booking.requests import PaymentEvent
 from worker.booking.reserve import reserve
 from worker.booking.service import BookingService
@@ -197,6 +200,30 @@ class BookingMachine(RuleBasedStateMachine):
             self.service.cancel(self.ids[which])
         except Exception as error:
             assert type(error).__name__ == "BookingConflictError"
+
+    @precondition(lambda self: any(name == "order" for name, _ in self.enqueue.pending))
+    @rule(sent=st.booleans())
+    def worker_dies_in_create_order(self, sent: bool) -> None:
+        """A worker takes a create_order message, wins the order claim, maybe sends the
+        call, and dies before recording anything. The message stays pending (acks late:
+        it is delivered again): the lease must hold other tasks back until the call can
+        no longer be in flight, then reconciliation must find the order (if it was sent)
+        instead of ordering again."""
+        _, (booking_id,) = next(m for m in self.enqueue.pending if m[0] == "order")
+        lease = timedelta(seconds=0.6)
+        result = self.ctx.store.update(
+            booking_id, lambda b: claim(b, "dead-task", utcnow(), lease, None)
+        )
+        if not result.changed or result.booking is None:
+            return
+        BookingMachine.outcomes[f"died_after_claim_sent={sent}"] += 1
+        if sent:
+            with contextlib.suppress(KorusError):
+                self.parts["korus"].create_orders(
+                    unordered(result.booking),
+                    result.booking.customer.model_dump(exclude_none=True),
+                    booking_id,
+                )
 
     @rule(
         fault=st.sampled_from(FAULTS),
