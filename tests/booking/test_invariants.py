@@ -275,7 +275,7 @@ def test_no_sequence_of_events_breaks_the_invariants(machine_parts: dict[str, An
     BookingMachine.parts = machine_parts
     runner = BookingMachine.TestCase()
     runner.settings = settings(
-        max_examples=60,
+        max_examples=120,
         stateful_step_count=25,
         deadline=None,
         suppress_health_check=list(HealthCheck),
