@@ -150,13 +150,17 @@ def after_reconcile(
     """Record what the listing shows; if some reservation is unordered, allow a new call."""
     if booking.state not in _ACTIVE:
         return None
-    merge_orders(booking, placed)
+    added = merge_orders(booking, placed)
     if not unordered(booking):
         booking.state = State.ORDERED
         booking.order_attempt = None
         return Change(booking, f"reconciled: {len(booking.orders)} order(s) found")
     attempt = booking.order_attempt
     if attempt is None or attempt.number != number:
+        # Another attempt began since this listing was read: keep what it found, but
+        # only the task that saw the current attempt may allow a new call.
+        if added:
+            return Change(booking, f"reconciled: {len(booking.orders)} order(s) found", note=True)
         return None
     attempt.sent = False
     booking.state = State.ORDERING

@@ -1,0 +1,89 @@
+"""The pure transitions behind exactly-once ordering (worker.booking.ordering)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from tests.support.booking import CUSTOMER
+from worker.booking.ordering import after_reconcile, claim, mark, record_orders
+from worker.booking.record import Booking, Customer, HeldReservation, PlacedOrder, utcnow
+from worker.booking.states import State
+
+LEASE = timedelta(seconds=30)
+
+
+def paid_booking(holds: int = 2) -> Booking:
+    now = utcnow()
+    return Booking(
+        id="bk_rules",
+        external_reference="R",
+        created_at=now,
+        updated_at=now,
+        items=[],
+        customer=Customer(**CUSTOMER),
+        state=State.PAID,
+        reservations=[
+            HeldReservation(
+                id=f"r{n}",
+                iri=f"/v1/booking/reservations/r{n}",
+                expires_at=now + timedelta(minutes=10),
+                total_incl_tax=40,
+            )
+            for n in range(holds)
+        ],
+    )
+
+
+def order_for(n: int) -> PlacedOrder:
+    return PlacedOrder(
+        id=f"o{n}", iri=f"/v1/booking/orders/o{n}", reservation=f"/v1/booking/reservations/r{n}"
+    )
+
+
+def claimed(booking: Booking) -> Booking:
+    change = claim(booking, "task-1", utcnow(), LEASE, None)
+    assert change is not None
+    return change.booking
+
+
+def test_only_one_claim_wins_and_a_sent_call_cannot_be_claimed_again() -> None:
+    booking = claimed(paid_booking())
+    assert booking.state == State.ORDERING and booking.order_attempt is not None
+    assert booking.order_attempt.sent and booking.order_attempt.number == 1
+    assert claim(booking, "task-2", utcnow(), LEASE, 1) is None  # sent: reconcile first
+
+
+def test_a_call_proven_unsent_may_be_claimed_again_by_the_task_that_saw_it() -> None:
+    booking = mark(claimed(paid_booking()), 1, uncertain=False, reason="429").booking  # type: ignore[union-attr]
+    assert claim(booking, "task-2", utcnow(), LEASE, 0) is None  # saw another attempt
+    again = claim(booking, "task-2", utcnow(), LEASE, 1)
+    assert again is not None and again.booking.order_attempt.number == 2  # type: ignore[union-attr]
+
+
+def test_partial_answer_waits_for_the_rest_and_failed_orders_require_a_refund() -> None:
+    booking = claimed(paid_booking())
+    partial = record_orders(booking, [order_for(0)], [])
+    assert partial is not None and partial.note and partial.booking.state == State.ORDERING
+    refused = record_orders(partial.booking, [], [{"reservation": "r1", "code": "x"}])
+    assert refused is not None and refused.booking.state == State.REFUND_REQUIRED
+    assert [o.id for o in refused.booking.orders] == ["o0"]  # the order made is kept
+
+
+def test_reconciliation_records_found_orders_and_allows_a_call_only_for_the_rest() -> None:
+    uncertain = mark(claimed(paid_booking()), 1, uncertain=True, reason="timeout").booking  # type: ignore[union-attr]
+    assert uncertain.state == State.ORDER_UNCERTAIN
+    stale = after_reconcile(uncertain.model_copy(deep=True), [order_for(0)], number=7)
+    assert stale is not None and stale.note and stale.booking.state == State.ORDER_UNCERTAIN
+    assert [o.id for o in stale.booking.orders] == ["o0"]  # found orders kept all the same
+
+    change = after_reconcile(uncertain.model_copy(deep=True), [order_for(0)], number=1)
+    assert change is not None and change.booking.state == State.ORDERING
+    assert change.booking.order_attempt is not None and not change.booking.order_attempt.sent
+
+    complete = after_reconcile(uncertain.model_copy(deep=True), [order_for(0), order_for(1)], 1)
+    assert complete is not None and complete.booking.state == State.ORDERED
+
+
+def test_stale_reconciliation_does_not_reopen_ordering() -> None:
+    uncertain = mark(claimed(paid_booking()), 1, uncertain=True, reason="timeout").booking  # type: ignore[union-attr]
+    assert after_reconcile(uncertain, [], number=0) is None  # another attempt since
