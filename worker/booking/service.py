@@ -256,7 +256,12 @@ class BookingService:
             "enqueued": False,
             "recorded_at": time.time(),
         }
-        if not self.redis.set(redis_key, json.dumps(record), nx=True, ex=self.event_ttl_seconds):
+        # One round trip: claim the event id and learn whether the booking exists.
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.set(redis_key, json.dumps(record), nx=True, ex=self.event_ttl_seconds)
+        pipe.exists(keys.booking(event.booking_id))
+        claimed, exists = pipe.execute()
+        if not claimed:
             stored = json.loads(self.redis.get(redis_key) or "{}")
             if stored.get("enqueued", True):
                 return "duplicate"
@@ -264,9 +269,8 @@ class BookingService:
                 return "in_progress"  # the first delivery is still being handled
             record["recorded_at"] = time.time()
             self.redis.set(redis_key, json.dumps(record), xx=True, keepttl=True)
-        booking = self.store.load(event.booking_id)
         outcome: PaymentOutcome
-        if booking is None:
+        if not exists:
             alert("unknown_booking", event.booking_id, f"{event.provider} event {event.event_id}")
             outcome = "unknown_booking"
         elif event.kind == "succeeded":
