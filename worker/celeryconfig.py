@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from celery.schedules import crontab
-from kombu.entity import Queue
+from kombu.entity import Exchange, Queue
 
 from worker.settings import load_settings
 
@@ -58,7 +58,13 @@ DEFAULT_PRIORITY = 5
 URGENT_PRIORITY = 0
 task_default_priority = DEFAULT_PRIORITY
 
-task_queues = [Queue(name, routing_key=name) for name in QUEUES]  # type: ignore[no-untyped-call]
+# Every queue hangs off the default exchange (""): a message goes straight to the queue
+# named by its routing key. On the Redis transport a named exchange costs a lookup of its
+# binding set on every publish, and a lost binding key would drop messages silently.
+task_queues = [
+    Queue(name, Exchange(""), routing_key=name)  # type: ignore[no-untyped-call]
+    for name in QUEUES
+]
 task_default_queue = "bookings"
 task_create_missing_queues = False
 task_routes = {

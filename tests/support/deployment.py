@@ -57,7 +57,7 @@ def worker_settings() -> dict[str, str]:
 @pytest.fixture(scope="module")
 def deployment_env(redis_url: str, sandbox: Any, worker_settings: dict[str, str]) -> dict[str, str]:
     # Flushed once, before the worker starts: flushing under a running worker would drop
-    # the broker's queue bindings.
+    # its queued and unacknowledged messages.
     redis.Redis.from_url(redis_url).flushdb()
     return service_env(redis_url, sandbox.url, **worker_settings)
 
