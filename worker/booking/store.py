@@ -280,15 +280,3 @@ class BookingStore:
                 pipe.expire(keys.callbacks(new.id), self.retention_seconds)
 
         self._pipelined(clean)
-
-    def reindex(self, booking: Booking) -> None:
-        """Re-score a booking in the deadline index from its record (sweeper repair)."""
-        deadline = next_deadline(booking, self.deadline_policy)
-        if deadline is None:
-            self.redis.zrem(keys.DEADLINES, booking.id)
-        else:
-            self.redis.zadd(keys.DEADLINES, {booking.id: _score(deadline)})
-
-
-def require_state(booking: Booking, *states: State) -> bool:
-    return booking.state in states
