@@ -74,7 +74,7 @@ def parse_cursor(cursor: str | None) -> tuple[float, str] | None:
 
 
 def new_booking_id() -> str:
-    # 26 chars of base32 randomness: unique, URL-safe, well under Korus's 50-char
+    # 96 random bits as 24 hex chars: unique, URL-safe, well under Korus's 50-char
     # externalReference limit (the booking id is the Korus order externalReference).
     return "bk_" + secrets.token_hex(12)
 
