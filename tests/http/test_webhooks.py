@@ -331,6 +331,28 @@ def test_a_delivery_while_the_first_is_in_flight_asks_for_a_retry(
 
 
 @PROVIDERS
+def test_a_delivery_whose_first_attempt_died_is_enqueued_once_on_retry(
+    web: WebServer, db: redis.Redis, provider: Provider
+) -> None:
+    booking = held_booking(db)
+    event_id = new_event_id(provider)
+    # A first delivery that claimed the id and died before its enqueue, a while ago.
+    db.set(
+        provider.event_key(event_id),
+        json.dumps({"booking_id": booking.id, "enqueued": False, "recorded_at": 0}),
+        ex=60,
+    )
+    body = provider.succeeded(booking.id, event_id)
+
+    first = provider.deliver(web, body, provider.sign(body, event_id))
+    again = provider.deliver(web, body, provider.sign(body, event_id))
+
+    assert first.status_code == 200 and first.json()["outcome"] == "enqueued"
+    assert again.status_code == 200 and again.json()["outcome"] == "duplicate"
+    assert len(tasks_for(db, booking.id, PAID)) == 1
+
+
+@PROVIDERS
 def test_signed_but_malformed_bodies_are_refused(
     web: WebServer, db: redis.Redis, provider: Provider
 ) -> None:

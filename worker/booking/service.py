@@ -80,7 +80,9 @@ def new_booking_id() -> str:
 
 
 def _cancel(booking: Booking, reason: str) -> Change | None:
-    if booking.state not in CANCELLABLE:
+    # Money already recorded for a booking still reserving is acted on when the hold
+    # lands; cancelling now would strand it without a refund.
+    if booking.state not in CANCELLABLE or booking.pending_payment is not None:
         return None
     booking.state = State.CANCELLED
     booking.reason = reason
@@ -199,7 +201,8 @@ class BookingService:
         if booking is None:
             raise BookingNotFoundError(booking_id)
         if booking.state != State.CANCELLED:
-            raise BookingConflictError(f"a booking in state {booking.state} cannot be cancelled")
+            why = "it is paid" if booking.pending_payment else f"it is {booking.state}"
+            raise BookingConflictError(f"the booking cannot be cancelled: {why}")
         after_transition(booking, result.entered, self.enqueue)
         return booking
 
@@ -262,13 +265,20 @@ class BookingService:
         pipe.exists(keys.booking(event.booking_id))
         claimed, exists = pipe.execute()
         if not claimed:
-            stored = json.loads(self.redis.get(redis_key) or "{}")
+            raw = self.redis.get(redis_key) or "{}"
+            stored = json.loads(raw)
             if stored.get("enqueued", True):
                 return "duplicate"
             if time.time() - float(stored.get("recorded_at", 0)) < IN_PROGRESS_SECONDS:
                 return "in_progress"  # the first delivery is still being handled
+            # Take the abandoned delivery over by compare-and-set: of two retries racing
+            # here, one enqueues and the other is told to come back.
             record["recorded_at"] = time.time()
-            self.redis.set(redis_key, json.dumps(record), xx=True, keepttl=True)
+            took = self._take_over(
+                keys=[redis_key], args=[raw, json.dumps(record), self.event_ttl_seconds]
+            )
+            if not took:
+                return "in_progress"
         outcome: PaymentOutcome
         if not exists:
             alert("unknown_booking", event.booking_id, f"{event.provider} event {event.event_id}")

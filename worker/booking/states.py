@@ -61,7 +61,10 @@ ALLOWED: dict[State, frozenset[State]] = {
     _S.RESERVING: frozenset(
         {_S.AWAITING_PAYMENT, _S.PAID, _S.RESERVATION_FAILED, _S.CANCELLED, _S.REFUND_REQUIRED}
     ),
-    _S.AWAITING_PAYMENT: frozenset({_S.PAID, _S.CANCELLED, _S.EXPIRED, _S.REFUND_REQUIRED}),
+    # reserving: money came after the hold lapsed but before the sweeper closed it (rescue).
+    _S.AWAITING_PAYMENT: frozenset(
+        {_S.PAID, _S.RESERVING, _S.CANCELLED, _S.EXPIRED, _S.REFUND_REQUIRED}
+    ),
     _S.PAID: frozenset({_S.ORDERING, _S.REFUND_REQUIRED}),
     _S.ORDERING: frozenset({_S.ORDERED, _S.ORDER_UNCERTAIN, _S.REFUND_REQUIRED}),
     _S.ORDER_UNCERTAIN: frozenset({_S.ORDERING, _S.ORDERED, _S.REFUND_REQUIRED}),
