@@ -17,7 +17,6 @@ from collections.abc import Callable
 from typing import Any
 
 from celery import Task
-from celery.exceptions import MaxRetriesExceededError, Retry
 
 from worker.alerts import alert
 from worker.booking.callbacks import CallbackFailedError
@@ -51,7 +50,9 @@ def run_step(
     try:
         return step(ctx, booking_id, *args, task_id=task_id, **kwargs)
     except RetryLater as wait:
-        raise task.retry(countdown=wait.countdown, max_retries=MAX_WAITS) from None
+        if task.request.retries >= MAX_WAITS:
+            return give_up(task, booking_id, f"still waiting after {MAX_WAITS} waits: {wait}")
+        raise task.retry(countdown=wait.countdown, max_retries=None) from None
     except (
         KorusTransientError,
         KorusAuthError,
@@ -62,6 +63,8 @@ def run_step(
         if isinstance(error, KorusAuthError):
             # Not the booking's fault: credentials or the token endpoint. Alert, keep trying.
             alert("korus_auth", booking_id, str(error), task=task.name)
+        if retries >= settings.task_max_retries:
+            return give_up(task, booking_id, f"gave up after {retries + 1} attempts: {error}")
         retry_after = getattr(error, "retry_after", None)
         countdown = backoff(retries, settings.retry_backoff_cap_seconds, retry_after)
         log.warning(
@@ -71,15 +74,13 @@ def run_step(
             retries + 1,
             error,
         )
-        try:
-            raise task.retry(exc=error, countdown=countdown, max_retries=settings.task_max_retries)
-        except MaxRetriesExceededError:
-            alert(
-                "retries_exhausted",
-                booking_id,
-                f"{task.name} gave up after {retries + 1} attempts: {error}",
-                task=task.name,
-            )
-            return None
-        except Retry:
-            raise
+        # The count is checked above: Celery, given `exc`, would re-raise the error
+        # itself when its own limit ran out, and the alert below would never be sent.
+        raise task.retry(exc=error, countdown=countdown, max_retries=None) from None
+
+
+def give_up(task: Task, booking_id: str, why: str) -> None:
+    """The bounded count ran out: the booking keeps its state, an operator is alerted,
+    and the sweeper's stuck detection drives it again later."""
+    alert("retries_exhausted", booking_id, f"{task.name} {why}", task=task.name)
+    return None
