@@ -169,6 +169,16 @@ def _summary(booking: Booking) -> dict[str, Any]:
     }
 
 
+def operator_record(booking: Booking) -> dict[str, Any]:
+    """The record without personal data: no customer, no beneficiaries, and items reduced
+    to offer and quantity (their form data holds visitor names)."""
+    record = booking.model_dump(mode="json", exclude={"customer", "beneficiaries", "items"})
+    record["items"] = [
+        {"offer": item.get("offer"), "quantity": item.get("quantity")} for item in booking.items
+    ]
+    return record
+
+
 @main.command()
 @click.argument("booking_id")
 @click.option("--json", "as_json", is_flag=True, help="The record as JSON (no customer data).")
@@ -177,7 +187,7 @@ def status(booking_id: str, as_json: bool) -> None:
     """Show one booking: state, holds, payment, orders, documents."""
     booking = _service().get(booking_id)
     if as_json:
-        click.echo(booking.model_dump_json(indent=2, exclude={"customer", "beneficiaries"}))
+        _echo_json(operator_record(booking))
         return
     payment = booking.payment or booking.pending_payment
     rows = [

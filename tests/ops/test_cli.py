@@ -17,7 +17,7 @@ from tests.ops.support import CUSTOMER, make_booking
 from worker.booking.deadlines import DeadlinePolicy
 from worker.booking.record import Booking, utcnow
 from worker.booking.states import State
-from worker.booking.store import BookingStore
+from worker.booking.store import BookingStore, Change
 from worker.cli import main
 
 SCRIPT = Path(sys.executable).parent / "booking-worker"
@@ -55,13 +55,29 @@ def test_status_shows_a_readable_record_without_customer_data(store: BookingStor
 
 
 def test_status_json_is_the_record_without_customer_data(store: BookingStore) -> None:
-    booking = put(store, State.PAID)
+    offer = "/v1/ticketing/catalogs/c/offers/o"
+    form = {
+        "form": "/v1/forms/f",
+        "fields": [{"field": "/v1/forms/f/fields/x", "value": "Visitor-Lastname"}],
+    }
+    items = [
+        {
+            "offer": offer,
+            "quantity": 1,
+            "ticketSessions": [{"ticket": offer + "/tickets/t", "formData": form}],
+        }
+    ]
+    booking = make_booking(State.PAID, now=utcnow())
+    booking.items = items
+    assert store.create(booking, reason="test fixture")
 
     code, out, _ = run("status", booking.id, "--json")
 
     record = json.loads(out)
     assert code == 0 and record["id"] == booking.id and record["state"] == "paid"
+    assert record["items"] == [{"offer": offer, "quantity": 1}]
     assert "customer" not in record and CUSTOMER["email"] not in out
+    assert "Visitor-Lastname" not in out
 
 
 def test_list_prints_a_table_and_json_with_a_cursor(store: BookingStore) -> None:
@@ -86,15 +102,33 @@ def test_list_prints_a_table_and_json_with_a_cursor(store: BookingStore) -> None
 
 def test_timeline_lists_transitions(store: BookingStore) -> None:
     booking = put(store, State.AWAITING_PAYMENT)
-    store.update(booking.id, lambda b: None)
+
+    def cancel(b: Booking) -> Change:
+        b.state = State.CANCELLED
+        return Change(b, "operator test cancel")
+
+    store.update(booking.id, cancel, task_id="task-42")
 
     code, out, _ = run("timeline", booking.id)
     assert code == 0
-    assert out.splitlines()[0].split() == ["AT", "FROM", "TO", "REASON", "TASK"]
+    lines = out.splitlines()
+    assert lines[0].split() == ["AT", "FROM", "TO", "REASON", "TASK"]
     assert "awaiting_payment  test fixture" in out
+    assert lines[2].split()[2:] == [
+        "awaiting_payment",
+        "cancelled",
+        "operator",
+        "test",
+        "cancel",
+        "task-42",
+    ]
 
     code, out, _ = run("timeline", booking.id, "--json")
-    assert [e["reason"] for e in json.loads(out)] == ["test fixture"]
+    entries = json.loads(out)
+    assert [(e["from"], e["to"]) for e in entries] == [
+        (None, "awaiting_payment"),
+        ("awaiting_payment", "cancelled"),
+    ]
 
 
 def test_cancel_and_retry_act_or_refuse_with_a_reason(
@@ -130,16 +164,19 @@ def test_unknown_booking_id_exits_2_naming_it(store: BookingStore, command: str)
 
 
 def _console(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(SCRIPT), *args], env=env, capture_output=True, text=True,
-                          timeout=60, check=False)
+    return subprocess.run(
+        [str(SCRIPT), *args], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
 
 
-def test_installed_console_script_answers_operators(
-    store: BookingStore, redis_url: str
-) -> None:
+def test_installed_console_script_answers_operators(store: BookingStore, redis_url: str) -> None:
     booking = put(store, State.AWAITING_PAYMENT)
-    env = {**os.environ, "REDIS_URL": redis_url, "KORUS_BASE_URL": "http://127.0.0.1:9",
-           "KORUS_TOKEN": "placeholder"}
+    env = {
+        **os.environ,
+        "REDIS_URL": redis_url,
+        "KORUS_BASE_URL": "http://127.0.0.1:9",
+        "KORUS_TOKEN": "placeholder",
+    }
 
     shown = _console(env, "status", booking.id, "--json")
     assert shown.returncode == 0, shown.stderr
