@@ -38,8 +38,10 @@ class Settings(BaseSettings):
     korus_language: str = "en"
     korus_connect_timeout: float = Field(default=3.05, gt=0)
     korus_read_timeout: float = Field(default=20.0, gt=0)
-    # An order call's lease = connect + read timeout + this margin: until it ends, no
-    # other task may conclude that the call was lost.
+    # How long a worker waits for another one refreshing the shared token.
+    korus_token_wait_seconds: float = Field(default=10.0, gt=0)
+    # An order call's lease covers all the call can take (see order_lease_seconds) plus
+    # this margin: until it ends, no other task may conclude that the call was lost.
     order_lease_margin_seconds: float = Field(default=5.0, ge=0)
 
     # Rotation: each webhook secret variable takes a comma-separated list; all are valid.
@@ -132,6 +134,13 @@ class Settings(BaseSettings):
                     f"KORUS_TOKEN_URL (missing: {', '.join(missing)})"
                 )
         return self
+
+    @property
+    def order_lease_seconds(self) -> float:
+        """The longest an order call can be in flight: waiting for a token refresh, the
+        token request, the call, and its one resend after a 401 (each connect + read)."""
+        call = self.korus_connect_timeout + self.korus_read_timeout
+        return self.korus_token_wait_seconds + 3 * call + self.order_lease_margin_seconds
 
     @property
     def effective_broker_url(self) -> str:

@@ -180,6 +180,16 @@ def test_iter_pages_refuses_to_truncate_silently() -> None:
         list(iter_pages(_page(1, 5), lambda iri: _page(int(iri.rsplit("=", 1)[1]), 5), max_pages=2))
 
 
+def test_iter_pages_refuses_a_link_loop_or_an_empty_page_that_links_on() -> None:
+    with pytest.raises(KorusClientError, match="inconsistent"):
+        list(iter_pages(_page(1, 5), lambda iri: _page(1, 5)))  # page 2 links to 2 again
+    empty = Page[Order].model_validate(
+        {"member": [], "totalItems": 3, "view": {"next": "/v1/booking/orders?page=2"}}
+    )
+    with pytest.raises(KorusClientError, match="inconsistent"):
+        list(iter_pages(empty, lambda iri: _page(2, 3)))
+
+
 @given(
     st.from_regex(r"[0-9a-f-]{1,36}", fullmatch=True), st.sampled_from(["", "/v1/booking/orders/"])
 )

@@ -43,18 +43,25 @@ class Enqueuer(Protocol):
 
 
 def drive(booking: Booking, enqueue: Enqueuer) -> None:
-    """Enqueue the task that moves a booking out of a state where a task must act."""
+    """Enqueue the task that moves a booking out of a state where a task must act.
+
+    Sent again by every step that sees these states (a crash between a compare-and-set
+    and its enqueue loses nothing): create_order is guarded by its claim and
+    fetch_documents repeats harmlessly. A reservation is not: it is enqueued only on
+    entry into `reserving` (see after_transition), and the sweeper's stuck detection
+    covers a crash there.
+    """
     if booking.state == State.PAID:
         enqueue.create_order(booking.id)
     elif booking.state == State.ORDERED:
         enqueue.fetch_documents(booking.id)
-    elif booking.state == State.RESERVING and booking.rescue:
-        enqueue.reserve(booking.id)
 
 
 def after_transition(booking: Booking, entered: list[State], enqueue: Enqueuer) -> None:
     """Send the follow-ups of the states just entered, and drive the current state."""
     for state in entered:
+        if state == State.RESERVING and booking.rescue:
+            enqueue.reserve(booking.id)  # late payment: hold the same items once more
         event = CALLBACK_ON_ENTRY.get(state)
         if event is not None:
             enqueue.notify(booking.id, event)

@@ -35,21 +35,18 @@ from worker.korus.errors import (
     KorusRejectedError,
     KorusTransientError,
 )
+from worker.korus.iris import last_segment
 from worker.korus.models import Order
 
 _ACTIVE = (State.ORDERING, State.ORDER_UNCERTAIN)
 
 
-def _last_segment(iri: str) -> str:
-    return iri.rstrip("/").rsplit("/", 1)[-1]
-
-
 def placed_from(order: Order) -> PlacedOrder:
     tickets = [
         OrderedTicket(
-            id=ticket.id or _last_segment(ticket.iri or ""),
+            id=ticket.id or last_segment(ticket.iri or ""),
             iri=ticket.iri or "",
-            item_id=item.id or _last_segment(item.iri or ""),
+            item_id=item.id or last_segment(item.iri or ""),
             voucher=ticket.voucher,
             status=ticket.status,
             required_beneficiary_fields=list(ticket.required_beneficiary_fields),
@@ -60,29 +57,32 @@ def placed_from(order: Order) -> PlacedOrder:
         for ticket in item.tickets
     ]
     return PlacedOrder(
-        id=order.id or _last_segment(order.iri or ""),
+        id=order.id or last_segment(order.iri or ""),
         iri=order.iri or f"/v1/booking/orders/{order.id}",
         reference=order.reference,
         reservation=order.reservation_iri or "",
         total_incl_tax=order.total_amount_incl_tax,
         tickets=tickets,
-        document_ids=[_last_segment(iri) for iri in order.document_iris],
+        document_ids=[last_segment(iri) for iri in order.document_iris],
     )
 
 
 def unordered(booking: Booking) -> list[str]:
-    done = {o.reservation for o in booking.orders}
-    return [r.iri for r in booking.reservations if r.iri not in done]
+    """IRIs of the booking's reservations with no known order (matched by id, so a
+    relative or absolute IRI of the same reservation counts as one)."""
+    done = {last_segment(o.reservation) for o in booking.orders}
+    return [r.iri for r in booking.reservations if last_segment(r.iri) not in done]
 
 
 def merge_orders(booking: Booking, placed: list[PlacedOrder]) -> bool:
-    known = {o.reservation for o in booking.orders}
-    ours = {r.iri for r in booking.reservations}
+    known = {last_segment(o.reservation) for o in booking.orders}
+    ours = {last_segment(r.iri) for r in booking.reservations}
     added = False
     for order in placed:
-        if order.reservation in ours and order.reservation not in known:
+        reservation_id = last_segment(order.reservation)
+        if reservation_id in ours and reservation_id not in known:
             booking.orders.append(order)
-            known.add(order.reservation)
+            known.add(reservation_id)
             added = True
     return added
 
@@ -180,12 +180,7 @@ class OrderStep:
         self.ctx = ctx
         self.booking_id = booking_id
         self.task_id = task_id
-        settings = ctx.settings
-        self.lease = timedelta(
-            seconds=settings.korus_connect_timeout
-            + settings.korus_read_timeout
-            + settings.order_lease_margin_seconds
-        )
+        self.lease = timedelta(seconds=ctx.settings.order_lease_seconds)
 
     def _apply(self, fn: Callable[[Booking], Change | None]) -> UpdateResult:
         result = self.ctx.store.update(self.booking_id, fn, task_id=self.task_id)
@@ -206,12 +201,13 @@ class OrderStep:
             if attempt.lease_until > now and attempt.task_id != self.task_id:
                 wait = (attempt.lease_until - now).total_seconds() + 0.1
                 raise RetryLater("another task's order call may be in flight", wait)
-            booking = self.reconcile(booking)
+            booking = self.reconcile(booking)  # its update sends the follow-ups
         elif booking.state == State.ORDER_UNCERTAIN:
             booking = self.reconcile(booking)
+        elif booking.state not in (State.PAID, State.ORDERING):
+            after_transition(booking, [], self.ctx.enqueue)  # redelivered after the fact
+            return
         if booking is None or booking.state not in (State.PAID, State.ORDERING):
-            if booking is not None:
-                after_transition(booking, [], self.ctx.enqueue)
             return
         expected = booking.order_attempt.number if booking.order_attempt else None
         result = self._apply(lambda b: claim(b, self.task_id, self.ctx.now(), self.lease, expected))
@@ -254,7 +250,12 @@ class OrderStep:
             return
         placed = [placed_from(order) for order in answer.orders]
         failed = [dict(item) for item in answer.failed]
-        self._update(lambda b: record_orders(b, placed, failed))
+        result = self._apply(lambda b: record_orders(b, placed, failed))
+        if not result.changed and result.booking is not None and result.booking.state in _ACTIVE:
+            # A 2xx that names none of our reservations (empty or unexpected body): the
+            # call took effect somehow; find out through the listing, never by calling.
+            self._mark(number, uncertain=True, reason="order answer named no reservation")
+            raise KorusOutcomeUnknownError("order answer named none of our reservations")
         if failed:
             alert("order_failed", booking.id, f"{len(failed)} reservation(s) could not be ordered")
 

@@ -106,6 +106,8 @@ class KorusClient:
                 settings.korus_client_id,
                 settings.korus_client_secret.get_secret_value(),
                 None,
+                timeout=(settings.korus_connect_timeout, settings.korus_read_timeout),
+                wait_seconds=settings.korus_token_wait_seconds,
             )
         return cls(
             settings.korus_base_url,

@@ -38,16 +38,25 @@ def iter_pages(
 ) -> Iterator[T]:
     """Yield members of `first` and of each `view.next` page, at most `max_pages` pages.
 
-    Going past `max_pages` raises instead of silently truncating: a caller reconciling
-    orders must not conclude "no order" from a partial listing.
+    Going past `max_pages`, a repeated `next` link or an empty page that links on all
+    raise instead of silently truncating: a caller reconciling orders must not conclude
+    "no order" from a partial listing.
     """
     page = first
     seen: set[str] = set()
     for count in range(1, max_pages + 1):
         yield from page.member
         next_iri = page.next_iri
-        if not next_iri or not page.member or next_iri in seen:
+        if not next_iri:
             return
+        if not page.member or next_iri in seen:
+            # An empty page that still links on, or a link loop: the listing cannot be
+            # trusted to be complete, and "complete" is what reconciliation relies on.
+            raise KorusClientError(
+                "collection paging is inconsistent (empty page or repeated next link)",
+                method="GET",
+                path=next_iri,
+            )
         if count == max_pages:
             break
         seen.add(next_iri)
