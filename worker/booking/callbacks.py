@@ -3,8 +3,11 @@
 A callback never blocks or undoes a booking: it is sent after the state changed, from its
 own queue, retried with backoff by the task, and its delivery is tracked apart from the
 booking record (its own hash) so a slow merchant never conflicts with the booking's
-compare-and-set. Each (booking, event type) is delivered once: the message id is stable,
-so a merchant can also dedupe on `webhook-id`.
+compare-and-set. Delivery is at least once: a (booking, event type) recorded as
+delivered is not sent again, but two copies of a message racing (a retry, a redelivery)
+may both send it. The message id is stable, so the merchant dedupes on `webhook-id`. The
+payload is built from the record at sending time, so a late event carries the latest
+state.
 """
 
 from __future__ import annotations

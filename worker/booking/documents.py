@@ -18,17 +18,13 @@ from worker.booking.record import Booking, OrderedTicket, TicketDocument
 from worker.booking.states import State
 from worker.booking.store import Change
 from worker.korus.errors import KorusRejectedError
+from worker.korus.iris import last_segment
 
-_RESUMABLE = (
-    State.ORDERED,
-    State.AWAITING_BENEFICIARY,
-    State.DOCUMENTS_PENDING,
-    State.FETCHING_DOCUMENTS,
-)
+_RESUMABLE = (State.ORDERED, State.AWAITING_BENEFICIARY, State.DOCUMENTS_PENDING)
 
 
-def _begin(booking: Booking, refresh: bool) -> Change | None:
-    if booking.state in _RESUMABLE and booking.state != State.FETCHING_DOCUMENTS:
+def _begin(booking: Booking) -> Change | None:
+    if booking.state in _RESUMABLE:
         booking.state = State.FETCHING_DOCUMENTS
         return Change(booking, "fetching documents")
     return None
@@ -55,9 +51,10 @@ def _record(
         return None
     booking.documents = documents
     booking.beneficiaries_sent = sorted(set(booking.beneficiaries_sent) | set(sent))
+    if booking.state == State.COMPLETED:  # a refresh: completed is final, whatever came
+        fresh = sum(1 for d in documents if d.temporary_url)
+        return Change(booking, f"document URLs refreshed ({fresh}/{len(documents)})", note=True)
     if all(d.temporary_url for d in documents):
-        if booking.state == State.COMPLETED:
-            return Change(booking, "document URLs refreshed", note=True)
         booking.state = State.COMPLETED
         booking.reason = None
         return Change(booking, f"{len(documents)} document(s) ready")
@@ -73,9 +70,7 @@ class DocumentStep:
         self.task_id = task_id
 
     def run(self, refresh: bool = False) -> None:
-        started = self.ctx.store.update(
-            self.booking_id, lambda b: _begin(b, refresh), task_id=self.task_id
-        )
+        started = self.ctx.store.update(self.booking_id, _begin, task_id=self.task_id)
         booking = started.booking
         if booking is None:
             return
@@ -127,7 +122,7 @@ class DocumentStep:
         documents: list[TicketDocument] = []
         for order in booking.orders:
             for ref in self.ctx.korus.list_documents(order.id):
-                document_id = ref.id or (ref.iri or "").rsplit("/", 1)[-1]
+                document_id = ref.id or last_segment(ref.iri or "")
                 doc = TicketDocument(
                     order_id=order.id, document_id=document_id, downloadable_at=ref.downloadable_at
                 )
