@@ -47,8 +47,11 @@ def test_a_stale_version_loses_and_the_winner_is_on_the_timeline(redis_client: r
     assert store.create(booking, reason="created")
     assert not store.create(booking, reason="again")  # one record per id
 
+    stale = store.load(booking.id)
     first = store.update(booking.id, cancel, task_id="t1")
-    second = store.update(booking.id, cancel, task_id="t2")
+    # A writer holding the record read before `first`: its compare-and-set must lose,
+    # and on the fresh record it finds nothing left to do.
+    second = store.update(booking.id, cancel, task_id="t2", current=stale)
 
     assert first.changed and first.entered == [State.CANCELLED]
     assert not second.changed

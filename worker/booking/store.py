@@ -170,6 +170,7 @@ class BookingStore:
         task_id: str | None = None,
         attempts: int = 8,
         current: Booking | None = None,
+        index_score: float | None = None,
     ) -> UpdateResult:
         """Apply `transition` with optimistic concurrency: load, compute, compare-and-set.
 
@@ -177,7 +178,9 @@ class BookingStore:
         another writer wins the race). It returns None when nothing is to change, which
         makes every step idempotent: run twice, the second run finds nothing to do.
         `current`, a record the caller has just read, saves the first load; if it is
-        stale the compare-and-set fails and the record is read again.
+        stale the compare-and-set fails and the record is read again. `index_score` is
+        the deadline-index score the caller knows the booking holds (a sweeper's lease):
+        a closing write drops the entry only if it still has that score.
         """
         preloaded = current
         for _ in range(attempts):
@@ -200,7 +203,7 @@ class BookingStore:
                 task_id,
                 new.updated_at,
             )
-            if self._write(current, new, [entry]):
+            if self._write(current, new, [entry], index_score):
                 entered = [new.state] if new.state != current.state else []
                 return UpdateResult(new, True, current.state, entered)
         raise ConcurrentUpdateError(f"booking {booking_id}: too many concurrent updates")
@@ -210,6 +213,13 @@ class BookingStore:
         if sha is None:
             sha = self._scripts[source] = str(self.redis.script_load(source))
         return sha
+
+    def run_script(self, source: str, keys: list[str], args: list[Any]) -> Any:
+        """Run a Lua script by its cached SHA1 (loaded once; reloaded on NOSCRIPT)."""
+        results = self._pipelined(
+            lambda pipe: pipe.evalsha(self._sha(source), len(keys), *keys, *args)
+        )
+        return results[0]
 
     def _pipelined(self, build: Callable[[Any], None]) -> list[Any]:
         """Run a non-transactional pipeline whose scripts go as EVALSHA.
@@ -231,9 +241,16 @@ class BookingStore:
             self._scripts.clear()
         raise redis.exceptions.NoScriptError("scripts could not be loaded")
 
-    def _write(self, old: Booking | None, new: Booking, entries: list[str]) -> bool:
+    def _write(
+        self,
+        old: Booking | None,
+        new: Booking,
+        entries: list[str],
+        index_score: float | None = None,
+    ) -> bool:
         deadline = next_deadline(new, self.deadline_policy)
         ttl = self.retention_seconds if new.state in CLOSED else 0
+
         def write(pipe: Any) -> None:
             # Indexes ahead of the record: a crash after this leaves a stale hint, never
             # a gap.
@@ -256,12 +273,21 @@ class BookingStore:
 
         written = bool(self._pipelined(write)[-1])
         if written:
-            self._clean_after(old, new, deadline)
+            self._clean_after(old, new, deadline, index_score)
         return written
 
-    def _clean_after(self, old: Booking | None, new: Booking, deadline: datetime | None) -> None:
+    def _clean_after(
+        self,
+        old: Booking | None,
+        new: Booking,
+        deadline: datetime | None,
+        index_score: float | None,
+    ) -> None:
         old_deadline = next_deadline(old, self.deadline_policy) if old else None
-        drop_hint = deadline is None and old_deadline is not None
+        known_score = index_score
+        if known_score is None and old_deadline is not None:
+            known_score = _score(old_deadline)
+        drop_hint = deadline is None and known_score is not None
         moved = old is not None and old.state != new.state
         if not (drop_hint or moved or new.state in CLOSED):
             return
@@ -269,11 +295,11 @@ class BookingStore:
         def clean(pipe: Any) -> None:
             if old is not None and moved:
                 pipe.zrem(keys.by_state(old.state.value), new.id)
-            if drop_hint and old_deadline is not None:
+            if drop_hint and known_score is not None:
                 # Only the entry this writer knew: if a concurrent writer (a late payment
                 # reopening the booking) re-scored it meanwhile, its entry must stay.
                 pipe.evalsha(
-                    self._sha(_DROP_HINT_SCRIPT), 1, keys.DEADLINES, new.id, _score(old_deadline)
+                    self._sha(_DROP_HINT_SCRIPT), 1, keys.DEADLINES, new.id, repr(known_score)
                 )
             if new.state in CLOSED:
                 # Callback delivery records expire with the booking (retention TTL).

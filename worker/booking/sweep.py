@@ -71,19 +71,17 @@ _DRIVEN = _RESERVING + _ORDERING + _FULFILLING
 
 def claim_due(ctx: StepContext, now: datetime, limit: int) -> tuple[list[str], float]:
     """Atomically take up to `limit` due ids; returns them and the lease score they got."""
-    claim = ctx.redis.register_script(_CLAIM)  # sha1 only; runs as EVALSHA
     stamp = now.timestamp()
     lease = stamp + CLAIM_LEASE_SECONDS
-    due = claim(keys=[keys.DEADLINES], args=[stamp, limit, repr(lease)])
+    due = ctx.store.run_script(_CLAIM, [keys.DEADLINES], [stamp, limit, repr(lease)])
     return [str(member) for member in due], lease
 
 
 def rescore(ctx: StepContext, booking_id: str, lease: float, score: float | None) -> bool:
     """Move a claimed booking from its lease to `score` (None: out of the index), unless
     a writer re-scored it since the claim."""
-    script = ctx.redis.register_script(_RESCORE)
     target = "" if score is None else repr(score)
-    return bool(script(keys=[keys.DEADLINES], args=[booking_id, repr(lease), target]))
+    return bool(ctx.store.run_script(_RESCORE, [keys.DEADLINES], [booking_id, repr(lease), target]))
 
 
 def reschedule(ctx: StepContext, booking: Booking, now: datetime, lease: float) -> bool:
@@ -118,13 +116,16 @@ def _note(booking: Booking, state: State, alert_kind: str, reason: str) -> Chang
 
 
 def close_unpaid(ctx: StepContext, booking: Booking, now: datetime, lease: float) -> str:
+    # The index entry holds our lease: the store drops it with the record's closing write.
     result = ctx.store.update(
-        booking.id, lambda b: _close_hold(b, now), task_id="sweep", current=booking
+        booking.id,
+        lambda b: _close_hold(b, now),
+        task_id="sweep",
+        current=booking,
+        index_score=lease,
     )
     if not result.changed or result.booking is None:
         return "skipped"
-    # The store drops only the index entry it wrote; this one holds our lease.
-    rescore(ctx, booking.id, lease, None)
     after_transition(result.booking, result.entered, ctx.enqueue)
     return result.booking.state.value  # "cancelled" or "expired"
 
@@ -222,9 +223,10 @@ def sweep(
         if not due:
             break
         found = ctx.store.load_many(due)
-        for missing in set(due) - {b.id for b in found}:
-            ctx.redis.zrem(keys.DEADLINES, missing)  # record gone (retention): drop the hint
-            actions["dropped"] += 1
+        missing = set(due) - {b.id for b in found}
+        if missing:  # records gone (retention): drop their hints in one call
+            ctx.redis.zrem(keys.DEADLINES, *missing)
+            actions["dropped"] += len(missing)
         for booking in found:
             actions[sweep_one(ctx, booking, now, lease)] += 1
         if len(due) < size:
