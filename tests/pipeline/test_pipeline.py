@@ -12,6 +12,7 @@ from tests.support.booking import orders_by_reservation, orders_for, pay, reques
 from worker.booking.service import BookingService
 from worker.booking.states import State
 from worker.sandbox.admin import SandboxAdmin
+from worker.sandbox.faults import FAULT_KINDS
 
 DONE = (State.COMPLETED, State.REFUND_REQUIRED, State.RESERVATION_FAILED)
 
@@ -109,17 +110,7 @@ def test_twenty_concurrent_deliveries_of_one_payment_give_one_order(
     assert admin.calls().get("POST /v1/booking/orders/_bulk") == 1
 
 
-@pytest.mark.parametrize(
-    "fault",
-    [
-        "error",
-        "rate_limit",
-        "timeout_before_commit",
-        "timeout_after_commit",
-        "drop",
-        "drop_before_commit",
-    ],
-)
+@pytest.mark.parametrize("fault", FAULT_KINDS)
 def test_order_call_faults_still_give_exactly_one_order(
     service: BookingService, admin: SandboxAdmin, catalog: dict[str, Any], fault: str
 ) -> None:

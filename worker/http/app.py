@@ -11,12 +11,9 @@ import logging
 from typing import Any
 
 import falcon
-import redis
 from celery import Celery
-from kombu.exceptions import OperationalError
 
 from worker.booking.service import BookingService
-from worker.booking.store import ConcurrentUpdateError
 from worker.http import problems
 from worker.http.auth import MerchantAuthMiddleware, MerchantKeys
 from worker.http.health import Healthz, Readyz, broker_check, redis_check
@@ -47,10 +44,6 @@ ROUTES = (
     "/metrics",
     "/openapi.json",
 )
-
-# Answered 503 with Retry-After: the client (or payment provider) should try again.
-UNAVAILABLE_ERRORS = (redis.RedisError, OperationalError, ConcurrentUpdateError)
-
 
 WsgiApp = falcon.App[falcon.Request, falcon.Response]
 
@@ -104,7 +97,7 @@ def create_app(
     )
     app.req_options.strip_url_path_trailing_slash = False
     problems.install(app)
-    app.add_error_handler(UNAVAILABLE_ERRORS, problems.handle_unavailable)
+    app.add_error_handler(problems.UNAVAILABLE_ERRORS, problems.handle_unavailable)
 
     app.add_route("/v1/bookings", BookingsCollection(service))
     app.add_route("/v1/bookings/{booking_id}", BookingItem(service))

@@ -46,7 +46,7 @@ _POLL_SECONDS = 0.05
 _WAIT_PREFERENCE = re.compile(r"(?:^|[,;\s])wait\s*=\s*\"?([0-9]{1,6})\"?(?:$|[,;\s])", re.I)
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 _BOOKING_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-# States that end the reservation step: once a booking is in one, `wait` stops.
+# States of the reservation step: once a booking has left them, `wait` stops.
 _RESERVING = frozenset({State.RECEIVED, State.RESERVING})
 
 
@@ -106,9 +106,13 @@ class _MerchantResource:
     def __init__(self, service: BookingService) -> None:
         self.service = service
 
-    def _load(self, booking_id: str) -> Booking:
+    @staticmethod
+    def _check_id(booking_id: str) -> None:
         if not _BOOKING_ID.match(booking_id):
             raise _not_found(booking_id)
+
+    def _load(self, booking_id: str) -> Booking:
+        self._check_id(booking_id)
         try:
             return self.service.get(booking_id)
         except BookingNotFoundError:
@@ -194,7 +198,7 @@ class BookingCancel(_MerchantResource):
     def on_post(self, req: falcon.Request, resp: falcon.Response, booking_id: str) -> None:
         """Cancel before payment: 200 with the cancelled booking (also when it already
         was), 409 once paid or otherwise past cancelling, 404 if unknown."""
-        self._load(booking_id)
+        self._check_id(booking_id)  # the service itself answers "not found"
         try:
             booking = self.service.cancel(booking_id)
         except BookingNotFoundError:
@@ -208,7 +212,7 @@ class BookingDocumentsRefresh(_MerchantResource):
     def on_post(self, req: falcon.Request, resp: falcon.Response, booking_id: str) -> None:
         """Ask for new temporary document URLs: 202 (the fetch is enqueued; GET the
         booking for the new URLs), 409 unless the booking is completed, 404 if unknown."""
-        self._load(booking_id)
+        self._check_id(booking_id)  # the service itself answers "not found"
         try:
             booking = self.service.refresh_documents(booking_id)
         except BookingNotFoundError:

@@ -14,7 +14,11 @@ from http import HTTPStatus
 from typing import Any
 
 import falcon
+import redis
+from kombu.exceptions import OperationalError
 from pydantic import BaseModel, Field, ValidationError
+
+from worker.booking.store import ConcurrentUpdateError
 
 log = logging.getLogger("booking.http")
 
@@ -37,6 +41,9 @@ NOT_READY = "/problems/not-ready"
 
 # Seconds a client should wait after a 503 caused by Redis or the broker being down.
 UNAVAILABLE_RETRY_AFTER = 5
+
+# The backend is briefly unreachable or contended: answered 503 so a client retries.
+UNAVAILABLE_ERRORS = (redis.RedisError, OperationalError, ConcurrentUpdateError)
 
 
 class FieldError(BaseModel):
@@ -98,10 +105,10 @@ def json_path(loc: Iterable[int | str]) -> str:
     return path or "(body)"
 
 
-def validation_problem(error: ValidationError, *, prefix: str = "") -> ApiProblem:
+def validation_problem(error: ValidationError) -> ApiProblem:
     """A 422 naming each invalid field by its JSON alias path, never echoing input."""
     errors = [
-        FieldError(field=prefix + json_path(item["loc"]), message=item["msg"])
+        FieldError(field=json_path(item["loc"]), message=item["msg"])
         for item in error.errors(include_input=False, include_url=False)
     ]
     return ApiProblem(
@@ -183,4 +190,3 @@ def handle_unavailable(
         detail="a backend (Redis or the message broker) is unavailable; retry later",
     )
     render(resp, problem, {"Retry-After": str(UNAVAILABLE_RETRY_AFTER)})
-

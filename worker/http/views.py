@@ -33,7 +33,7 @@ def _money_or_none(value: Decimal | None) -> str | None:
 class ReservationView(View):
     id: str
     expires_at: datetime
-    total_amount_incl_tax: str = Field(description="Decimal string, e.g. \"42.50\".")
+    total_amount_incl_tax: str = Field(description='Decimal string, e.g. "42.50".')
 
 
 class PaymentView(View):

@@ -44,6 +44,7 @@ from worker.http.problems import (
     MALFORMED_EVENT,
     TOO_LARGE,
     UNAVAILABLE,
+    UNAVAILABLE_ERRORS,
     UNSUPPORTED_MEDIA,
     ApiProblem,
 )
@@ -55,9 +56,7 @@ log = logging.getLogger("booking.http.webhooks")
 # Metric label of a delivery refused before its signature is checked.
 _REFUSALS = {TOO_LARGE: "too_large", UNSUPPORTED_MEDIA: "unsupported_media_type"}
 
-Outcome = Literal[
-    "enqueued", "duplicate", "cancelled", "ignored", "unknown_booking", "in_progress"
-]
+Outcome = Literal["enqueued", "duplicate", "cancelled", "ignored", "unknown_booking", "in_progress"]
 
 
 class WebhookAck(BaseModel):
@@ -130,9 +129,9 @@ class _WebhookEndpoint:
         with booking_context(event.booking_id):
             try:
                 outcome = self.service.record_payment(event)
-            except Exception:
+            except UNAVAILABLE_ERRORS:
                 self._count("unavailable")
-                raise  # Redis/broker errors → 503 (problems.handle_unavailable), others → 500
+                raise  # → 503 (problems.handle_unavailable); any other error is a 500
             self._count(outcome)
             log.info("%s event %s (%s): %s", self.provider, event.event_id, event.kind, outcome)
         if outcome == "in_progress":
@@ -151,9 +150,7 @@ class StripeWebhook(_WebhookEndpoint):
 
     provider = STRIPE
 
-    def __init__(
-        self, service: BookingService, metrics: Metrics, verifier: StripeVerifier
-    ) -> None:
+    def __init__(self, service: BookingService, metrics: Metrics, verifier: StripeVerifier) -> None:
         super().__init__(service, metrics)
         self.verifier = verifier
 
@@ -200,4 +197,3 @@ class UnconfiguredWebhook:
             detail=f"{self.variable} is not set on this server",
             headers={"Retry-After": "300"},
         )
-
