@@ -304,3 +304,30 @@ def cancel(booking_id: str, as_json: bool) -> None:
         _echo_json(_summary(booking))
         return
     click.echo(f"{booking_id} is {booking.state.value}")
+
+
+@main.command()
+def release() -> None:
+    """Check settings, Redis, the broker and the Korus token; exit 1 if any fails.
+
+    The release phase of a deployment (Procfile `release`): run it before new processes
+    start. Prints one line per check. Exit 2 when the settings themselves are invalid.
+    """
+    from worker.release import run_checks
+    from worker.settings import SettingsError, load_settings
+
+    try:
+        settings = load_settings()
+    except SettingsError:
+        # load_settings already printed which variables are missing or invalid.
+        click.echo("settings  FAILED (see above)", err=True)
+        sys.exit(EXIT_UNKNOWN)
+    results = run_checks(settings)
+    for result in results:
+        line = f"{result.name:<9} {'ok' if result.ok else 'FAILED: ' + result.detail}"
+        click.echo(line, err=not result.ok)
+    failed = [r.name for r in results if not r.ok]
+    if failed:
+        click.echo(f"release refused: {', '.join(failed)} failed", err=True)
+        sys.exit(EXIT_REFUSED)
+    click.echo("release checks passed")
