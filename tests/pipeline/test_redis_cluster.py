@@ -171,3 +171,31 @@ def test_a_cluster_url_lists_its_seed_nodes_and_credentials() -> None:
     for bad in ("redis+cluster://h:7000/3", "redis+cluster://h", "redis+cluster://h:0"):
         with pytest.raises(ValueError):
             parse_cluster_url(bad)
+
+
+def test_the_web_front_is_ready_and_reports_metrics_on_the_cluster(
+    cluster: redis.Redis, cluster_url: str, redis_url: str
+) -> None:
+    from falcon import testing
+
+    from tests.support.backends import broker_app
+    from worker.booking.deadlines import DeadlinePolicy
+    from worker.booking.service import BookingService
+    from worker.booking.store import BookingStore
+    from worker.enqueue import CeleryEnqueuer
+    from worker.http.app import create_app
+
+    celery_app = broker_app(redis_url)
+    store = BookingStore(cluster, retention_seconds=3600, deadline_policy=DeadlinePolicy())
+    service = BookingService(store, CeleryEnqueuer(celery_app), event_ttl_seconds=3600,
+                             policy="all_or_nothing")
+    settings = ops_settings(cluster_url, broker_url=redis_url)
+    client = testing.TestClient(create_app(service, settings, celery_app=celery_app))
+
+    ready = client.simulate_get("/readyz")
+    assert ready.status_code == 200, ready.text
+    assert ready.json["checks"] == {"redis": "ok", "broker": "ok"}
+    metrics = client.simulate_get("/metrics")
+    assert metrics.status_code == 200
+    assert "booking_worker_bookings_scrape_ok 1.0" in metrics.text
+    celery_app.close()
