@@ -14,6 +14,7 @@ import pytest
 from amqp.exceptions import PreconditionFailed
 from kombu import Connection, Exchange, Queue
 
+from tests.support.backends import unavailable
 from tests.support.rabbitmq import rabbitmq_available, rabbitmq_vhost
 from worker.processes import service_env
 
@@ -128,7 +129,7 @@ def test_unreachable_korus_fails_the_release(good_env: dict[str, str]) -> None:
 @pytest.fixture(scope="module")
 def vhost() -> Iterator[str]:
     if not rabbitmq_available():
-        pytest.skip("no RabbitMQ on 127.0.0.1:5672 (or no rabbitmqctl)")
+        unavailable("no RabbitMQ on 127.0.0.1:5672 (or no rabbitmqctl)")
     with rabbitmq_vhost("bw-release") as url:
         yield url
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.backends import Backends
+from tests.support.backends import Backends, unavailable
 from tests.support.rabbitmq import rabbitmq_available, rabbitmq_vhost
 from tests.support.redis_cluster import cluster_available, redis_cluster
 
@@ -24,7 +24,7 @@ FLEETS = ["redis", "rabbitmq", "redis-cluster"]
 @pytest.fixture(scope="session")
 def cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if not cluster_available():
-        pytest.skip("no redis-server/redis-cli to start a Redis Cluster")
+        unavailable("no redis-server/redis-cli to start a Redis Cluster")
     with redis_cluster(Path(tmp_path_factory.mktemp("cluster"))) as url:
         yield url
 
@@ -35,7 +35,7 @@ def fleet_backends(request: pytest.FixtureRequest, redis_url: str) -> Iterator[B
         yield Backends("redis", redis_url)
     elif request.param == "rabbitmq":
         if not rabbitmq_available():
-            pytest.skip("no RabbitMQ on 127.0.0.1:5672 (or no rabbitmqctl)")
+            unavailable("no RabbitMQ on 127.0.0.1:5672 (or no rabbitmqctl)")
         with rabbitmq_vhost() as broker_url:
             yield Backends("rabbitmq", redis_url, broker_url)
     else:

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from tests.support.backends import broker_app
+from tests.support.backends import broker_app, unavailable
 from tests.support.rabbitmq import rabbitmq_available, rabbitmq_vhost
 from worker.enqueue import CeleryEnqueuer
 from worker.queues import AMQP_MAX_PRIORITY, priorities
@@ -22,7 +22,7 @@ def broker(kind: str, redis_url: str) -> Iterator[str]:
         yield redis_url
         return
     if not rabbitmq_available():
-        pytest.skip("no RabbitMQ on 127.0.0.1:5672 (or no rabbitmqctl)")
+        unavailable("no RabbitMQ on 127.0.0.1:5672 (or no rabbitmqctl)")
     with rabbitmq_vhost("bw-priority") as url:
         yield url
 

@@ -199,3 +199,30 @@ def test_the_web_front_is_ready_and_reports_metrics_on_the_cluster(
     assert metrics.status_code == 200
     assert "booking_worker_bookings_scrape_ok 1.0" in metrics.text
     celery_app.close()
+
+
+def test_settings_select_the_cluster_by_scheme_and_require_a_separate_broker(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pydantic import ValidationError
+
+    from worker.settings import Settings, describe_validation_error
+
+    monkeypatch.delenv("BROKER_URL", raising=False)
+    base = {"korus_base_url": "http://127.0.0.1:9", "korus_token": "t"}
+    ok = Settings(_env_file=None, redis_url="redis+cluster://10.0.0.1:7000,10.0.0.2:7000",
+                  broker_url="redis://10.0.0.3:6379/0", **base)  # type: ignore[call-arg]
+    assert ok.effective_broker_url == "redis://10.0.0.3:6379/0"
+
+    cases = {
+        "BROKER_URL is required when REDIS_URL is a Redis Cluster": {
+            "redis_url": "redis+cluster://10.0.0.1:7000"},
+        "REDIS_URL: a Redis Cluster has only database 0": {
+            "redis_url": "redis+cluster://10.0.0.1:7000/2", "broker_url": "redis://h:1/0"},
+        "BROKER_URL: must start with one of": {
+            "redis_url": "redis://h:1/0", "broker_url": "redis+cluster://10.0.0.1:7000"},
+    }
+    for message, values in cases.items():
+        with pytest.raises(ValidationError) as caught:
+            Settings(_env_file=None, **values, **base)  # type: ignore[call-arg]
+        assert message in describe_validation_error(caught.value), message
