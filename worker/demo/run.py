@@ -1,0 +1,226 @@
+"""One demo run: start the fleet, sell and pay through the front, report, stop.
+
+The demo process is only a client: a shop on the merchant API and Stripe on the webhook
+endpoint. Progress comes from the front's `/metrics` (bookings per state, Korus calls);
+the verdict from each booking's view and the sandbox's own order list.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+from worker.booking.states import CLOSED, State
+from worker.demo.bookings import demo_bodies
+from worker.demo.fleet import Fleet, FleetConfig, running_fleet
+from worker.demo.report import DemoReport, build_report, render
+from worker.demo.traffic import Payment, PaymentProvider, Shop
+from worker.processes import embedded_redis
+from worker.sandbox.admin import SandboxAdmin
+
+# Concurrent HTTP clients of the demo (shop + provider): enough to keep the front busy,
+# few enough to leave the 2 cores of a small machine to the workers.
+CLIENTS = 4
+POLL_SECONDS = 0.5
+_CLOSED = frozenset(s.value for s in CLOSED)
+_IN_FLIGHT = [s.value for s in State if s not in CLOSED]
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    bookings: int = 20
+    workers: int = 1
+    concurrency: int = 4
+    fault_rate: float = 0.0
+    timeout: float = 300.0
+    redis_url: str | None = None
+    serve: bool = False
+
+
+@contextlib.contextmanager
+def _redis(url: str | None) -> Iterator[str]:
+    if url:
+        yield url
+    else:
+        with embedded_redis() as embedded:
+            yield embedded
+
+
+def run_demo(options: DemoOptions, console: Console) -> DemoReport:
+    """Run the demo; with `serve`, keep everything running until Ctrl-C (or SIGTERM)
+    after the report. Every process is stopped before this returns or raises."""
+    logs = Path(tempfile.mkdtemp(prefix="booking-demo-"))
+    with _redis(options.redis_url) as redis_url:
+        config = FleetConfig(
+            redis_url=redis_url,
+            workers=options.workers,
+            concurrency=options.concurrency,
+            fault_rate=options.fault_rate,
+            flower=options.serve,
+            logs=logs,
+        )
+        console.print(f"starting the fleet (logs in {logs}) ...", soft_wrap=True)
+        with running_fleet(config) as fleet:
+            console.print(
+                f"fleet up: web {fleet.web_url}, sandbox {fleet.sandbox_url}, redis "
+                f"{redis_url}, {options.workers} x (worker, payments), beat"
+                + (", flower" if fleet.flower_url else ""),
+                soft_wrap=True,
+                highlight=False,
+            )
+            stop = threading.Event()
+            try:
+                report, product_of = _drive(fleet, options, console, stop)
+            finally:
+                stop.set()
+            render(report, console, product_of)
+            if options.serve:
+                _serve(fleet, report, console)
+            return report
+
+
+def _korus_calls(samples: dict[str, dict[tuple[tuple[str, str], ...], float]]) -> Counter[str]:
+    calls: Counter[str] = Counter()
+    for labels, value in samples.get("booking_worker_korus_calls_total", {}).items():
+        calls[dict(labels).get("outcome", "?")] += int(value)
+    return calls
+
+
+def _states(samples: dict[str, dict[tuple[tuple[str, str], ...], float]]) -> Counter[str]:
+    states: Counter[str] = Counter()
+    for labels, value in samples.get("booking_worker_bookings", {}).items():
+        states[dict(labels).get("state", "?")] += int(value)
+    return states
+
+
+def _drive(
+    fleet: Fleet, options: DemoOptions, console: Console, stop: threading.Event
+) -> tuple[DemoReport, dict[str, str]]:
+    shop = Shop(fleet.web_url, fleet.merchant_key, stop)
+    provider = PaymentProvider(fleet.web_url, fleet.stripe_secret, stop)
+    admin = SandboxAdmin(fleet.sandbox_url)
+    pool = ThreadPoolExecutor(CLIENTS, thread_name_prefix="demo-client")
+    try:
+        bodies = demo_bodies(admin.catalog(), options.bookings, secrets.token_hex(4))
+        before = shop.metrics()
+        started = time.monotonic()
+        with Progress(
+            TextColumn("{task.description:<10}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[detail]}"),
+            console=console,
+        ) as progress:
+            created = progress.add_task("created", total=len(bodies), detail="")
+            paid = progress.add_task("paid", total=len(bodies), detail="")
+            completed = progress.add_task("completed", total=len(bodies), detail="")
+            product_of: dict[str, str] = {}
+            for product, view in zip(
+                (p for p, _ in bodies),
+                pool.map(shop.create, (b for _, b in bodies)),
+                strict=True,
+            ):
+                product_of[str(view["id"])] = product.name
+                progress.advance(created)
+                fleet.check_alive()
+            payments: dict[str, Payment] = {}
+            views = _until_closed(
+                fleet, shop, provider, pool, options, started, before, product_of, payments,
+                progress, (paid, completed),
+            )
+        seconds = time.monotonic() - started
+        korus = _korus_calls(shop.metrics()) - _korus_calls(before)
+        report = build_report(views, product_of, payments, admin.orders(), korus, seconds)
+        return report, product_of
+    finally:
+        stop.set()
+        pool.shutdown(wait=True, cancel_futures=True)
+        shop.close()
+        provider.close()
+        admin.close()
+
+
+def _until_closed(
+    fleet: Fleet,
+    shop: Shop,
+    provider: PaymentProvider,
+    pool: ThreadPoolExecutor,
+    options: DemoOptions,
+    started: float,
+    before: dict[str, dict[tuple[tuple[str, str], ...], float]],
+    product_of: dict[str, str],
+    payments: dict[str, Payment],
+    progress: Progress,
+    tasks: tuple[TaskID, TaskID],
+) -> list[dict[str, Any]]:
+    """Pay every booking once it awaits payment; return the final views once every
+    booking is closed (or the timeout passed)."""
+    paid_task, completed_task = tasks
+    count = len(product_of)
+    deadline = started + options.timeout
+    baseline = _states(before)
+    while True:
+        fleet.check_alive()
+        due = [
+            b
+            for b in shop.listed(State.AWAITING_PAYMENT.value)
+            if b["id"] in product_of and b["id"] not in payments
+        ]
+        for payment in pool.map(provider.pay, due):
+            payments[payment.booking_id] = payment
+        states = _states(shop.metrics()) - baseline
+        closed = sum(n for state, n in states.items() if state in _CLOSED)
+        flight = " ".join(f"{s} {states[s]}" for s in _IN_FLIGHT if states.get(s))
+        progress.update(paid_task, completed=len(payments))
+        progress.update(completed_task, completed=states.get("completed", 0), detail=flight)
+        timed_out = time.monotonic() >= deadline
+        if closed >= count or timed_out:
+            views = list(pool.map(shop.get, product_of))
+            if timed_out or all(v["state"] in _CLOSED for v in views):
+                return views
+        time.sleep(POLL_SECONDS)
+
+
+def _serve(fleet: Fleet, report: DemoReport, console: Console) -> None:
+    """Print where everything is and wait for Ctrl-C (SIGTERM), checking the fleet."""
+    example = report.timeline_of["id"] if report.timeline_of else "<booking id>"
+    lines = [
+        "",
+        "Everything keeps running; Ctrl-C stops it all.",
+        f"  web front   {fleet.web_url}  (API spec /openapi.json, /metrics, /readyz)",
+        f"  Flower      {fleet.flower_url}  basic auth {fleet.flower_auth}",
+        f"  sandbox     {fleet.sandbox_url}  (its records: /_sandbox/orders)",
+        f"  merchant API key  {fleet.merchant_key}",
+        f"  logs        {fleet.logs}",
+        "Try:",
+        f"  curl -s -H 'Authorization: Bearer {fleet.merchant_key}' "
+        f"{fleet.web_url}/v1/bookings/{example}",
+    ]
+    for line in lines:
+        console.print(line, soft_wrap=True, highlight=False, markup=False)
+    try:
+        while True:
+            fleet.check_alive()
+            time.sleep(1)
+    except KeyboardInterrupt:
+        console.print("stopping ...")
