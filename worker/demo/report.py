@@ -126,43 +126,46 @@ def _seconds(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f} s"
 
 
-def _table(title: str) -> Table:
-    return Table(title=title, title_justify="left", min_width=len(title) + 2)
+def _print(console: Console, title: str, table: Table) -> None:
+    """A heading line, then the table (a table's own title would wrap to its width)."""
+    console.print()
+    console.print(title, style="bold", highlight=False, markup=False, soft_wrap=True)
+    console.print(table)
 
 
 def render(report: DemoReport, console: Console, product_of: dict[str, str]) -> None:
     """The summary tables, one booking's timeline, then the verdict lines."""
-    summary = _table("Bookings by final state")
+    summary = Table()
     summary.add_column("state")
     summary.add_column("bookings", justify="right")
     for state, count in sorted(report.states.items()):
         summary.add_row(state, str(count))
-    console.print(summary)
+    _print(console, "Bookings by final state", summary)
 
-    by_product = _table("Bookings by product")
+    by_product = Table()
     by_product.add_column("product")
     by_product.add_column("bookings", justify="right")
     by_product.add_column("completed", justify="right")
     for product, states in sorted(report.products.items()):
         by_product.add_row(product, str(sum(states.values())), str(states.get("completed", 0)))
-    console.print(by_product)
+    _print(console, "Bookings by product", by_product)
 
-    orders = _table("Orders per booking (sandbox records)")
+    orders = Table()
     orders.add_column("orders")
     orders.add_column("bookings", justify="right")
     for n, count in sorted(report.orders_per_booking.items()):
         orders.add_row(str(n), str(count))
-    console.print(orders)
+    _print(console, "Orders per booking (sandbox records)", orders)
 
-    calls = _table("Korus calls by outcome (fleet)")
+    calls = Table()
     calls.add_column("outcome")
     calls.add_column("calls", justify="right")
     for outcome, count in sorted(report.korus_outcomes.items()):
         calls.add_row(outcome, str(count))
     calls.add_row("total", str(sum(report.korus_outcomes.values())), style="bold")
-    console.print(calls)
+    _print(console, "Korus calls by outcome (fleet)", calls)
 
-    latency = _table("Webhook accepted → tickets available")
+    latency = Table()
     latency.add_column("bookings", justify="right")
     latency.add_column("p50", justify="right")
     latency.add_column("p95", justify="right")
@@ -173,13 +176,13 @@ def render(report: DemoReport, console: Console, product_of: dict[str, str]) -> 
         _seconds(percentile(report.to_tickets, 0.95)),
         _seconds(max(report.to_tickets) if report.to_tickets else None),
     )
-    console.print(latency)
+    _print(console, "Webhook accepted → tickets available", latency)
 
     view = report.timeline_of
     if view:
         entries = view.get("timeline", [])
         start = datetime.fromisoformat(entries[0]["at"]) if entries else None
-        timeline = _table(f"Timeline of {view['id']} ({product_of.get(str(view['id']), '?')})")
+        timeline = Table()
         timeline.add_column("at")
         timeline.add_column("+s", justify="right")
         timeline.add_column("from", no_wrap=True)
@@ -195,8 +198,10 @@ def render(report: DemoReport, console: Console, product_of: dict[str, str]) -> 
                 entry["to"],
                 entry.get("reason") or "",
             )
-        console.print(timeline)
+        product = product_of.get(str(view["id"]), "?")
+        _print(console, f"Timeline of {view['id']} ({product})", timeline)
 
+    console.print()
     console.print(f"bookings:            {report.bookings}", highlight=False)
     console.print(
         f"completed with exactly one order per reservation: {report.exactly_one}",

@@ -79,11 +79,13 @@ def run_demo(options: DemoOptions, console: Console) -> DemoReport:
             logs=logs,
         )
         console.print(f"starting the fleet (logs in {logs}) ...", soft_wrap=True)
+        starting = time.monotonic()
         with running_fleet(config) as fleet:
             console.print(
                 f"fleet up: web {fleet.web_url}, sandbox {fleet.sandbox_url}, redis "
                 f"{redis_url}, {options.workers} x (worker, payments), beat"
-                + (", flower" if fleet.flower_url else ""),
+                + (", flower" if fleet.flower_url else "")
+                + f" (started in {time.monotonic() - starting:.1f} s)",
                 soft_wrap=True,
                 highlight=False,
             )
