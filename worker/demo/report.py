@@ -33,6 +33,7 @@ class DemoReport:
     to_tickets: list[float] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     timeline_of: dict[str, Any] | None = None
+    sweeps: int = 0
 
     @property
     def ok(self) -> bool:
@@ -208,4 +209,5 @@ def render(report: DemoReport, console: Console, product_of: dict[str, str]) -> 
         highlight=False,
     )
     console.print(f"reservations ordered twice: {report.duplicate_orders}", highlight=False)
+    console.print(f"sweeps by the beat:  {report.sweeps}", highlight=False)
     console.print(f"time:                {report.seconds:.1f} s", highlight=False)

@@ -107,6 +107,12 @@ def _korus_calls(samples: dict[str, dict[tuple[tuple[str, str], ...], float]]) -
     return calls
 
 
+def _sweeps(samples: dict[str, dict[tuple[tuple[str, str], ...], float]]) -> int:
+    """Sweeps the beat scheduled and a worker ran (the sweeper's own counter)."""
+    runs = samples.get("booking_worker_sweep_actions_total", {})
+    return int(sum(v for labels, v in runs.items() if dict(labels).get("action") == "runs"))
+
+
 def _states(samples: dict[str, dict[tuple[tuple[str, str], ...], float]]) -> Counter[str]:
     states: Counter[str] = Counter()
     for labels, value in samples.get("booking_worker_bookings", {}).items():
@@ -151,8 +157,10 @@ def _drive(
                 progress, (paid, completed),
             )
         seconds = time.monotonic() - started
-        korus = _korus_calls(shop.metrics()) - _korus_calls(before)
+        after = shop.metrics()
+        korus = _korus_calls(after) - _korus_calls(before)
         report = build_report(views, product_of, payments, admin.orders(), korus, seconds)
+        report.sweeps = _sweeps(after) - _sweeps(before)
         return report, product_of
     finally:
         stop.set()
