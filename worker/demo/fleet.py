@@ -254,8 +254,8 @@ def _wait_ready_any(url: str, proc: Proc, deadline: float) -> None:
 
 @contextlib.contextmanager
 def running_fleet(config: FleetConfig) -> Iterator[Fleet]:
-    """Start the fleet; stop every process on exit, even on Ctrl-C (a second Ctrl-C
-    during the stop is ignored, so the stop always finishes)."""
+    """Start the fleet; stop every process on exit, even on Ctrl-C (a second Ctrl-C or
+    a SIGTERM during the stop is ignored, so the stop always finishes)."""
     procfile = find_procfile()
     flower = config.flower
     fleet = Fleet(
@@ -272,8 +272,10 @@ def running_fleet(config: FleetConfig) -> Iterator[Fleet]:
         _start_fleet(config, fleet, procfile)
         yield fleet
     finally:
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        stopping = (signal.SIGINT, signal.SIGTERM)
+        previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in stopping}
         try:
             fleet.stop()
         finally:
-            signal.signal(signal.SIGINT, previous)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)

@@ -19,6 +19,9 @@ from rich.table import Table
 
 from worker.demo.traffic import Payment
 
+# Webhook answers meaning "recorded" (design.md): a first delivery, or a repeat of one.
+ACCEPTED = frozenset({"enqueued", "duplicate"})
+
 
 @dataclass
 class DemoReport:
@@ -83,6 +86,9 @@ def build_report(
         holds = [_last_segment(r["id"]) for r in view.get("reservations", [])]
         ordered = {h: per_reservation.get(h, 0) for h in holds}
         one_each = bool(holds) and all(n == 1 for n in ordered.values())
+        payment = payments.get(booking_id)
+        if payment is not None and payment.outcome not in ACCEPTED:
+            problems.append(f"{booking_id}: the payment webhook was answered {payment.outcome}")
         if booking_id in payments:
             if one_each and per_booking.get(booking_id, 0) == len(holds):
                 if state == "completed":

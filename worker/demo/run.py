@@ -13,7 +13,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,16 +24,15 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
-    TaskID,
     TextColumn,
     TimeElapsedColumn,
 )
 
 from worker.booking.states import CLOSED, State
-from worker.demo.bookings import demo_bodies
+from worker.demo.bookings import Product, demo_bodies
 from worker.demo.fleet import Fleet, FleetConfig, running_fleet
 from worker.demo.report import DemoReport, build_report, render
-from worker.demo.traffic import Payment, PaymentProvider, Shop
+from worker.demo.traffic import Payment, PaymentProvider, Samples, Shop
 from worker.processes import embedded_redis
 from worker.sandbox.admin import SandboxAdmin
 
@@ -100,115 +99,122 @@ def run_demo(options: DemoOptions, console: Console) -> DemoReport:
             return report
 
 
-def _korus_calls(samples: dict[str, dict[tuple[tuple[str, str], ...], float]]) -> Counter[str]:
+def _korus_calls(samples: Samples) -> Counter[str]:
     calls: Counter[str] = Counter()
     for labels, value in samples.get("booking_worker_korus_calls_total", {}).items():
         calls[dict(labels).get("outcome", "?")] += int(value)
     return calls
 
 
-def _sweeps(samples: dict[str, dict[tuple[tuple[str, str], ...], float]]) -> int:
+def _sweeps(samples: Samples) -> int:
     """Sweeps the beat scheduled and a worker ran (the sweeper's own counter)."""
     runs = samples.get("booking_worker_sweep_actions_total", {})
     return int(sum(v for labels, v in runs.items() if dict(labels).get("action") == "runs"))
 
 
-def _states(samples: dict[str, dict[tuple[tuple[str, str], ...], float]]) -> Counter[str]:
+def _states(samples: Samples) -> Counter[str]:
     states: Counter[str] = Counter()
     for labels, value in samples.get("booking_worker_bookings", {}).items():
         states[dict(labels).get("state", "?")] += int(value)
     return states
 
 
+def _progress(console: Console) -> Progress:
+    return Progress(
+        TextColumn("{task.description:<10}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[detail]}"),
+        console=console,
+    )
+
+
+class _Traffic:
+    """The shop and the payment provider of one run, sharing a small client pool."""
+
+    def __init__(self, fleet: Fleet, stop: threading.Event) -> None:
+        self.fleet = fleet
+        self.shop = Shop(fleet.web_url, fleet.merchant_key, stop)
+        self.provider = PaymentProvider(fleet.web_url, fleet.stripe_secret, stop)
+        self.admin = SandboxAdmin(fleet.sandbox_url)
+        self.pool = ThreadPoolExecutor(CLIENTS, thread_name_prefix="demo-client")
+        self.product_of: dict[str, str] = {}  # booking id → product name
+        self.payments: dict[str, Payment] = {}
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        self.shop.close()
+        self.provider.close()
+        self.admin.close()
+
+    def create(
+        self, bodies: list[tuple[Product, dict[str, Any]]], advance: Callable[[], None]
+    ) -> None:
+        """POST every booking (CLIENTS at a time)."""
+        views = self.pool.map(self.shop.create, (body for _, body in bodies))
+        for (product, _), view in zip(bodies, views, strict=True):
+            self.product_of[str(view["id"])] = product.name
+            advance()
+            self.fleet.check_alive()
+
+    def pay_due(self) -> None:
+        """Pay each of our bookings the front lists as awaiting payment, once."""
+        due = [
+            booking
+            for booking in self.shop.listed(State.AWAITING_PAYMENT.value)
+            if booking["id"] in self.product_of and booking["id"] not in self.payments
+        ]
+        for payment in self.pool.map(self.provider.pay, due):
+            self.payments[payment.booking_id] = payment
+
+    def views(self) -> list[dict[str, Any]]:
+        return list(self.pool.map(self.shop.get, self.product_of))
+
+
 def _drive(
     fleet: Fleet, options: DemoOptions, console: Console, stop: threading.Event
 ) -> tuple[DemoReport, dict[str, str]]:
-    shop = Shop(fleet.web_url, fleet.merchant_key, stop)
-    provider = PaymentProvider(fleet.web_url, fleet.stripe_secret, stop)
-    admin = SandboxAdmin(fleet.sandbox_url)
-    pool = ThreadPoolExecutor(CLIENTS, thread_name_prefix="demo-client")
+    """Create, pay and watch every booking until all are closed or the timeout passes."""
+    traffic = _Traffic(fleet, stop)
     try:
-        bodies = demo_bodies(admin.catalog(), options.bookings, secrets.token_hex(4))
-        before = shop.metrics()
+        bodies = demo_bodies(traffic.admin.catalog(), options.bookings, secrets.token_hex(4))
+        before = traffic.shop.metrics()
         started = time.monotonic()
-        with Progress(
-            TextColumn("{task.description:<10}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TextColumn("{task.fields[detail]}"),
-            console=console,
-        ) as progress:
-            created = progress.add_task("created", total=len(bodies), detail="")
-            paid = progress.add_task("paid", total=len(bodies), detail="")
-            completed = progress.add_task("completed", total=len(bodies), detail="")
-            product_of: dict[str, str] = {}
-            for product, view in zip(
-                (p for p, _ in bodies),
-                pool.map(shop.create, (b for _, b in bodies)),
-                strict=True,
-            ):
-                product_of[str(view["id"])] = product.name
-                progress.advance(created)
+        deadline = started + options.timeout
+        with _progress(console) as progress:
+            total = len(bodies)
+            created = progress.add_task("created", total=total, detail="")
+            paid = progress.add_task("paid", total=total, detail="")
+            completed = progress.add_task("completed", total=total, detail="")
+            traffic.create(bodies, lambda: progress.advance(created))
+            while True:
                 fleet.check_alive()
-            payments: dict[str, Payment] = {}
-            views = _until_closed(
-                fleet, shop, provider, pool, options, started, before, product_of, payments,
-                progress, (paid, completed),
-            )
+                traffic.pay_due()
+                # Progress from the front's per-state counts, less what was there before.
+                states = _states(traffic.shop.metrics()) - _states(before)
+                closed = sum(n for state, n in states.items() if state in _CLOSED)
+                flight = " ".join(f"{s} {states[s]}" for s in _IN_FLIGHT if states.get(s))
+                progress.update(paid, completed=len(traffic.payments))
+                progress.update(completed, completed=states.get("completed", 0), detail=flight)
+                timed_out = time.monotonic() >= deadline
+                if closed >= total or timed_out:
+                    # The counts are a hint; each booking's own view is the answer.
+                    views = traffic.views()
+                    if timed_out or all(v["state"] in _CLOSED for v in views):
+                        break
+                time.sleep(POLL_SECONDS)
         seconds = time.monotonic() - started
-        after = shop.metrics()
+        after = traffic.shop.metrics()
         korus = _korus_calls(after) - _korus_calls(before)
-        report = build_report(views, product_of, payments, admin.orders(), korus, seconds)
+        report = build_report(
+            views, traffic.product_of, traffic.payments, traffic.admin.orders(), korus, seconds
+        )
         report.sweeps = _sweeps(after) - _sweeps(before)
-        return report, product_of
+        return report, traffic.product_of
     finally:
         stop.set()
-        pool.shutdown(wait=True, cancel_futures=True)
-        shop.close()
-        provider.close()
-        admin.close()
-
-
-def _until_closed(
-    fleet: Fleet,
-    shop: Shop,
-    provider: PaymentProvider,
-    pool: ThreadPoolExecutor,
-    options: DemoOptions,
-    started: float,
-    before: dict[str, dict[tuple[tuple[str, str], ...], float]],
-    product_of: dict[str, str],
-    payments: dict[str, Payment],
-    progress: Progress,
-    tasks: tuple[TaskID, TaskID],
-) -> list[dict[str, Any]]:
-    """Pay every booking once it awaits payment; return the final views once every
-    booking is closed (or the timeout passed)."""
-    paid_task, completed_task = tasks
-    count = len(product_of)
-    deadline = started + options.timeout
-    baseline = _states(before)
-    while True:
-        fleet.check_alive()
-        due = [
-            b
-            for b in shop.listed(State.AWAITING_PAYMENT.value)
-            if b["id"] in product_of and b["id"] not in payments
-        ]
-        for payment in pool.map(provider.pay, due):
-            payments[payment.booking_id] = payment
-        states = _states(shop.metrics()) - baseline
-        closed = sum(n for state, n in states.items() if state in _CLOSED)
-        flight = " ".join(f"{s} {states[s]}" for s in _IN_FLIGHT if states.get(s))
-        progress.update(paid_task, completed=len(payments))
-        progress.update(completed_task, completed=states.get("completed", 0), detail=flight)
-        timed_out = time.monotonic() >= deadline
-        if closed >= count or timed_out:
-            views = list(pool.map(shop.get, product_of))
-            if timed_out or all(v["state"] in _CLOSED for v in views):
-                return views
-        time.sleep(POLL_SECONDS)
+        traffic.close()
 
 
 def _serve(fleet: Fleet, report: DemoReport, console: Console) -> None:

@@ -21,6 +21,9 @@ from typing import Any
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+# /metrics as sample name → sorted labels → value.
+Samples = dict[str, dict[tuple[tuple[str, str], ...], float]]
+
 ATTEMPTS = 8
 TIMEOUT = (3.05, 15.0)
 _RETRIED = frozenset({409, 429, 500, 502, 503, 504})
@@ -121,11 +124,11 @@ class Shop:
             if not cursor:
                 return
 
-    def metrics(self) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
+    def metrics(self) -> Samples:
         """GET /metrics, as sample name → labels → value."""
         response = _send(self.session, self.stop, "GET", f"{self.web_url}/metrics")
         response.raise_for_status()
-        samples: dict[str, dict[tuple[tuple[str, str], ...], float]] = {}
+        samples: Samples = {}
         for family in text_string_to_metric_families(response.text):
             for sample in family.samples:
                 labels = tuple(sorted(sample.labels.items()))
