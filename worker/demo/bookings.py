@@ -57,8 +57,9 @@ class Product:
 
 
 def _sessions_by_ticket(tickets: list[str], sessions: list[str]) -> dict[str, str]:
-    """The first session of each ticket that has some. The catalog lists sessions
-    flat; a session's IRI lies under its ticket's (`{ticket}/sessions/{id}`)."""
+    """The first session of each ticket that has some. The sandbox catalog lists an
+    offer's sessions flat; a session's IRI lies under its ticket's, as in Korus's own
+    answers (`{ticket}/sessions/{id}`, ../shared/korus-examples)."""
     chosen: dict[str, str] = {}
     for ticket in tickets:
         own = [s for s in sessions if s.startswith(f"{ticket}/")]
