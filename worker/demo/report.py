@@ -17,10 +17,12 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from worker.booking.states import CLOSED
 from worker.demo.traffic import Payment
 
 # Webhook answers meaning "recorded" (design.md): a first delivery, or a repeat of one.
 ACCEPTED = frozenset({"enqueued", "duplicate"})
+CLOSED_STATES = frozenset(s.value for s in CLOSED)
 
 
 @dataclass
@@ -98,7 +100,9 @@ def build_report(
                     f"{booking_id}: paid, {per_booking.get(booking_id, 0)} order(s) "
                     f"for {len(holds)} reservation(s) ({state})"
                 )
-        if state != "completed":
+        if state not in CLOSED_STATES:
+            problems.append(f"{booking_id}: still {state} when the demo stopped waiting")
+        elif state != "completed":
             problems.append(f"{booking_id}: ended {state} ({view.get('reason') or 'no reason'})")
         done = _entered(view, "completed")
         if booking_id in payments and done is not None:
