@@ -16,7 +16,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,11 +58,19 @@ def wait_http(url: str, timeout: float = 20.0) -> None:
     raise TimeoutError(f"{url} did not answer within {timeout}s")
 
 
-def _die_with_parent() -> None:
-    """In the child, before exec: SIGTERM when the parent dies, even by SIGKILL (Linux)."""
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+def _death_signal_setter() -> Callable[[], None] | None:
+    """A function for the child, between fork and exec, asking for SIGTERM when the
+    parent dies, even by SIGKILL (Linux prctl). libc is looked up here, in the parent:
+    the child only makes the call (no loader lock taken after the fork)."""
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+    def set_death_signal() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+    return set_death_signal
 
 
 @dataclass
@@ -92,7 +100,7 @@ class Proc:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=_die_with_parent if self.die_with_parent else None,
+                preexec_fn=_death_signal_setter() if self.die_with_parent else None,
             )
         finally:
             if not isinstance(out, int):
