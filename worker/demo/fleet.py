@@ -62,11 +62,11 @@ class FleetError(RuntimeError):
 @dataclass(frozen=True)
 class FleetConfig:
     redis_url: str
+    logs: Path  # one log file per process
     workers: int = 1
     concurrency: int = 4
     fault_rate: float = 0.0
     flower: bool = False
-    logs: Path = field(default_factory=Path)
 
 
 @dataclass
