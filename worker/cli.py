@@ -117,6 +117,9 @@ def demo(
     # Piped output (CI, tests) gets room for the tables instead of rich's 80 columns.
     console = Console(width=None if sys.stdout.isatty() else 110)
     previous = signal.signal(signal.SIGTERM, _interrupt)
+    # Ctrl-C stops the demo even when it was started with SIGINT ignored (a shell's `&`,
+    # some CI runners): Python installs its handler only where SIGINT was not ignored.
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         report = run_demo(options, console)
     except KeyboardInterrupt:
@@ -126,6 +129,7 @@ def demo(
         _fail(str(error), EXIT_REFUSED)
     finally:
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
     for problem in report.problems[:20]:
         click.echo(f"PROBLEM {problem}", err=True)
     if len(report.problems) > 20:
