@@ -94,7 +94,7 @@ def reserve(ctx: StepContext, booking_id: str, task_id: str | None) -> None:
             after_transition(booking, started.entered, ctx.enqueue)
         return
     try:
-        result = ctx.korus.reserve(booking.items)
+        result = ctx.korus.reserve(booking.items, language=booking.language)
     except KorusRejectedError as error:
         failed = [
             {"propertyPath": v.property_path, "message": v.message, "code": v.code}

@@ -132,6 +132,16 @@ def list_documents(state: SandboxState, order_id: str) -> list[dict[str, Any]]:
         return [render_document(document) for document in _order(state, order_id).documents]
 
 
+def get_document(state: SandboxState, order_id: str, document_id: str) -> dict[str, Any]:
+    """`GET .../documents/{d}`: the document as listed (404 for an unknown one)."""
+    with state.lock:
+        order = _order(state, order_id)
+        document = next((d for d in order.documents if d.id == document_id), None)
+        if document is None:
+            raise ApiError(404, "Not Found")
+        return render_document(document)
+
+
 def document_link(
     state: SandboxState,
     signer: UrlSigner,

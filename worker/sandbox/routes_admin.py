@@ -88,6 +88,18 @@ def catalog(ctx: SandboxContext, req: Request) -> Response:
             "offer": offer.iri,
             "tickets": [t.iri for t in offer.tickets],
             "sessions": [s.iri for t in offer.tickets for s in t.sessions],
+            # Per ticket of the offer, in ticket order: what one unit's ticketSessions
+            # entries need (a bundle offer has several).
+            "offerTickets": [
+                {
+                    "ticket": t.iri,
+                    "name": t.name,
+                    "sessions": [s.iri for s in t.sessions],
+                    "form": t.form.iri if t.form is not None else None,
+                    "formFields": [f.iri for f in t.form.fields] if t.form is not None else [],
+                }
+                for t in offer.tickets
+            ],
             "price": str(offer.price),
             "inventory": offer.inventory,
         }

@@ -72,7 +72,8 @@ class Reservation:
 
     @property
     def quantity(self) -> int:
-        return len(self.held)
+        """Units of the offer held: each unit holds one of each of the offer's tickets."""
+        return len(self.held) // max(1, len(self.offer.tickets))
 
 
 @dataclass(slots=True)
@@ -178,7 +179,7 @@ class SandboxState:
         self.free_seats = {
             offer.id: list(range(1, offer.inventory + 1))
             for offer in self.catalog.offers
-            if offer.spec.seated
+            if offer.seated
         }
 
     # -- holds (callers hold `lock`) -------------------------------------------------
