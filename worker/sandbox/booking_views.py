@@ -45,7 +45,8 @@ def render_reservation(
     state: SandboxState, reservation: Reservation, *, full: bool = False
 ) -> dict[str, Any]:
     """A BookingReservation with exactly the keys of the documented `_bulk` answer;
-    `full` (the GET routes) adds the documented `status`, `releasable` and `catalog`."""
+    `full` (the GET routes) adds the documented `status`, `releasable`, `catalog` and
+    each offer ticket's `seating`."""
     offer = reservation.offer
     unit = offer.price
     order = state.orders.get(reservation.order_id) if reservation.order_id else None
@@ -66,7 +67,7 @@ def render_reservation(
                 "unitAmountExclTax": money(excl_tax(unit)),
                 "offer": offer.iri,
                 "product": product_iri(state, offer),
-                "offerTickets": [_offer_ticket(held) for held in reservation.held],
+                "offerTickets": [_offer_ticket(held, full) for held in reservation.held],
             }
         ],
         "organization": organization_iri(state),
@@ -79,7 +80,7 @@ def render_reservation(
     return view
 
 
-def _offer_ticket(held: HeldTicket) -> dict[str, Any]:
+def _offer_ticket(held: HeldTicket, full: bool) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "@type": "ReservationItemOfferTicket",
         "@id": genid(),
@@ -87,6 +88,8 @@ def _offer_ticket(held: HeldTicket) -> dict[str, Any]:
     }
     if held.session is not None:  # the documented answer omits `session` when there is none
         entry["session"] = held.session.iri
+    if full:  # documented in korus-api.md, absent from the `_bulk` example
+        entry["seating"] = seating(held.seat)
     return entry
 
 

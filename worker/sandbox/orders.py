@@ -158,8 +158,9 @@ def _orderable(state: SandboxState, iris: tuple[str, ...]) -> list[Reservation]:
         elif reservation.order_id is not None:
             violations.append(
                 Violation(
-                    f"{path}.alreadyOrdered",
-                    "La réservation a déjà été commandée",
+                    f"{path}.sandboxAlreadyOrdered",
+                    "[sandbox rule] This reservation is already ordered (Korus documents "
+                    "no answer for this case).",
                     SANDBOX_ALREADY_ORDERED_CODE,
                 )
             )
