@@ -21,6 +21,8 @@ _CONFIG_KEYS = {
     "token_lifetime_seconds": 0.0,
     "document_url_lifetime_seconds": 0.0,
     "documents_delay_seconds": -1.0,
+    "orders_listing_lag_seconds": -1.0,
+    "documents_listing_lag_seconds": -1.0,
 }
 
 

@@ -90,6 +90,8 @@ def list_orders(ctx: SandboxContext, req: Request) -> Response:
             if reference is None
             else list(state.orders_by_reference.get(reference, []))
         )
+        listed_before = time.time() - state.config.orders_listing_lag_seconds
+        found = [order for order in found if order.created_at <= listed_before]
         page = collection(req, "BookingOrder", found, lambda order: render_order(state, order))
     return json_response(200, page)
 
