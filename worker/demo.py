@@ -76,17 +76,27 @@ def fault_spec(rate: float) -> str:
 
 def demo_requests(catalog: dict[str, Any], count: int) -> list[BookingRequest]:
     """A mix of seeded products, discovered through the sandbox catalog."""
-    products = ["Day Pass", "Timed Museum Entry", "Named Festival Pass", "Late Documents Tour"]
+    products = [
+        "Day Pass",
+        "Timed Museum Entry",
+        "Named Festival Pass",
+        "Late Documents Tour",
+        "Park And Show Bundle",  # one offer of two tickets, the second with a session
+    ]
     out = []
     for index in range(count):
         name = products[index % len(products)]
         entry = catalog[name]
-        ticket_session: dict[str, Any] = {"ticket": entry["tickets"][0]}
-        if entry.get("sessions"):
-            ticket_session["session"] = entry["sessions"][0]
+        # One entry per ticket of the offer (a bundle has several), in ticket order.
+        ticket_sessions: list[dict[str, Any]] = []
+        for offer_ticket in entry["offerTickets"]:
+            ticket_session: dict[str, Any] = {"ticket": offer_ticket["ticket"]}
+            if offer_ticket["sessions"]:
+                ticket_session["session"] = offer_ticket["sessions"][0]
+            ticket_sessions.append(ticket_session)
         body: dict[str, Any] = {
             "externalReference": f"DEMO-{index:05d}",
-            "items": [{"offer": entry["offer"], "quantity": 1, "ticketSessions": [ticket_session]}],
+            "items": [{"offer": entry["offer"], "quantity": 1, "ticketSessions": ticket_sessions}],
             "customer": {"firstname": "Ada", "lastname": "Lovelace", "email": "ada@example.com"},
         }
         if name == "Named Festival Pass":

@@ -113,7 +113,9 @@ def test_hydra_prefixed_collections_and_other_offsets_read_the_same() -> None:
     from worker.korus import DocumentRef, Page
 
     listing = example("order-documents.200.json")
-    prefixed = {("hydra:" + k if k in ("member", "totalItems") else k): v for k, v in listing.items()}
+    prefixed = {
+        ("hydra:" + k if k in ("member", "totalItems") else k): v for k, v in listing.items()
+    }
     prefixed["hydra:view"] = {"hydra:next": "/v1/x?page=2"}
     prefixed["hydra:member"][0]["downloadableAt"] = "2025-01-29T09:34:09+01:00"
     page = Page[DocumentRef].model_validate(prefixed)

@@ -24,9 +24,9 @@ from tests.http.helpers import (
     WebServer,
     merchant_session,
     payment_intent,
+    store_for,
     stripe_body,
     stripe_headers,
-    store_for,
     web_env,
 )
 from tests.support.shapes import drift, example
