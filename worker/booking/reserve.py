@@ -45,7 +45,7 @@ def held_from(result: BulkReservationResult) -> list[HeldReservation]:
         held.append(
             HeldReservation(
                 id=reservation.id,
-                iri=reservation.iri or f"/v1/booking/reservations/{reservation.id}",
+                iri=reservation.real_iri or f"/v1/booking/reservations/{reservation.id}",
                 expires_at=reservation.expires_at,
                 total_incl_tax=reservation.total_amount_incl_tax or Decimal("0"),
                 offer=iri_of(reservation.items[0].offer) if reservation.items else None,

@@ -303,7 +303,10 @@ class Order(Resource):
 
     @property
     def document_iris(self) -> list[str]:
-        return [iri for iri in (iri_of(doc) for doc in self.documents) if iri]
+        """The documents the order names (real IRIs only: a blank node names nothing)."""
+        return [
+            iri for iri in (iri_of(doc) for doc in self.documents) if iri and not is_blank_node(iri)
+        ]
 
 
 class BulkOrderResult(KorusModel):
