@@ -191,8 +191,9 @@ def resolve_refusal(
         booking.state = State.REFUND_REQUIRED
         booking.reason = "reservation expired before the order"
         return Change(booking, booking.reason)
-    if booking.order_unresolved_since is None:
+    if booking.order_unresolved_since is None:  # refused before this field existed
         booking.order_unresolved_since = now
+        added = True
     if added:
         return Change(booking, f"reconciled: {len(booking.orders)} order(s) found", note=True)
     return None
