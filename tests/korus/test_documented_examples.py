@@ -167,3 +167,27 @@ def test_every_example_file_is_valid_json_as_copied() -> None:
     assert len(names) == 7
     for name in names:
         json.loads((EXAMPLES_DIR / name).read_bytes())
+
+
+def _retyped(value: Any, mode: str) -> Any:
+    """Every `@type`/`@context` renamed (`other`) or dropped (`gone`)."""
+    if isinstance(value, list):
+        return [_retyped(v, mode) for v in value]
+    if not isinstance(value, dict):
+        return value
+    out = {}
+    for key, item in value.items():
+        if key in ("@type", "@context"):
+            if mode == "other":
+                out[key] = "SomethingElse"
+        else:
+            out[key] = _retyped(item, mode)
+    return out
+
+
+@pytest.mark.parametrize("mode", ["other", "gone"])
+def test_context_and_type_decide_nothing(mode: str) -> None:
+    documented = example("orders-bulk.200.json")
+    expected = placed_from(BulkOrderResult.model_validate(documented).orders[0])
+    retyped = BulkOrderResult.model_validate(_retyped(documented, mode)).orders[0]
+    assert placed_from(retyped) == expected
