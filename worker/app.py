@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from celery import Celery
 
-from worker import observability
+from worker import observability, probes
 
 app = Celery("booking-worker")
 app.config_from_object("worker.celeryconfig")
 observability.install()
+probes.install()  # /healthz and /readyz of workers and beat when HEALTH_PORT is set

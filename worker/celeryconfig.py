@@ -17,13 +17,15 @@ from __future__ import annotations
 from typing import Any
 
 from celery.schedules import crontab
-from kombu.entity import Exchange, Queue
 
+from worker.queues import QUEUES, is_amqp, priorities
+from worker.queues import task_queues as queue_declarations
+from worker.redis_connect import is_cluster_url, parse_cluster_url
 from worker.settings import load_settings
 
 _settings = load_settings()
 
-QUEUES = ("payments", "bookings", "documents", "callbacks", "maintenance")
+__all__ = ["QUEUES"]
 
 broker_url = _settings.effective_broker_url
 result_backend = None
@@ -49,22 +51,18 @@ broker_connection_retry_on_startup = True
 task_soft_time_limit = 120
 task_time_limit = 150
 
-# Priorities on the Redis transport: 0 is served first (kombu keeps one list per step,
-# `payments`, `payments:3`, ..., and pops them in that order). Every route carries the
-# default priority because `send_task` (worker.enqueue) ignores `task_default_priority`:
-# without it every message would be priority 0 and the sweeper's urgent create_order
-# (priority 0, the head of the payments queue) would queue behind the others.
-DEFAULT_PRIORITY = 5
-URGENT_PRIORITY = 0
+# Priorities (worker/queues.py): on Redis 0 is served first, on RabbitMQ the highest.
+# Every route carries the default priority because `send_task` (worker.enqueue) ignores
+# `task_default_priority`: without it every message would have no priority, which Redis
+# serves as 0, so the sweeper's urgent create_order would queue behind the others.
+_priorities = priorities(broker_url)
+DEFAULT_PRIORITY = _priorities.default
+URGENT_PRIORITY = _priorities.urgent
 task_default_priority = DEFAULT_PRIORITY
 
-# Every queue hangs off the default exchange (""): a message goes straight to the queue
-# named by its routing key. On the Redis transport a named exchange costs a lookup of its
-# binding set on every publish, and a lost binding key would drop messages silently.
-task_queues = [
-    Queue(name, Exchange(""), routing_key=name)  # type: ignore[no-untyped-call]
-    for name in QUEUES
-]
+# Every queue hangs off the default exchange; on RabbitMQ each is a durable classic
+# queue with x-max-priority (worker/queues.py says why not a quorum queue).
+task_queues = queue_declarations(broker_url)
 task_default_queue = "bookings"
 task_create_missing_queues = False
 task_routes = {
@@ -87,7 +85,7 @@ broker_transport_options = {
     "sep": ":",
     "queue_order_strategy": "priority",
 }
-if broker_url.startswith(("amqp://", "amqps://")):
+if is_amqp(broker_url):
     # RabbitMQ: `send_task` returns only once the broker confirmed the message, so a
     # webhook is answered 2xx only after its message is durably queued.
     broker_transport_options["confirm_publish"] = True
@@ -134,6 +132,10 @@ def beat_loop_interval(lock_timeout_seconds: float) -> float:
 beat_schedule = sweep_schedule(_settings.sweep_interval_seconds)
 beat_scheduler = "redbeat.RedBeatScheduler"
 redbeat_redis_url = _settings.redis_url
+if is_cluster_url(_settings.redis_url):
+    # RedBeat opens a RedisCluster from one plain URL (the first seed node) when told to.
+    redbeat_redis_url = parse_cluster_url(_settings.redis_url).seed_url()
+    redbeat_redis_options = {"cluster": True, "decode_responses": True}
 redbeat_key_prefix = "bw:redbeat"
 # A standby beat takes over within lock timeout + one loop of the active one dying.
 redbeat_lock_timeout = _settings.beat_lock_timeout_seconds

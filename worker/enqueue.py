@@ -6,6 +6,8 @@ from typing import Any
 
 from celery import Celery
 
+from worker.queues import priorities
+
 
 class CeleryEnqueuer:
     """The `Enqueuer` of worker.booking.effects over Celery's `send_task`.
@@ -27,11 +29,11 @@ class CeleryEnqueuer:
         self._send("booking.payment_succeeded", [booking_id, event_id])
 
     def create_order(self, booking_id: str, *, urgent: bool = False, countdown: float = 0) -> None:
-        # priority 0 is the head of the payments queue on the Redis transport.
+        # The head of the payments queue: 0 on Redis, the highest on RabbitMQ.
         self._send(
             "booking.create_order",
             [booking_id],
-            priority=0 if urgent else None,
+            priority=priorities(self.app.conf.broker_url).urgent if urgent else None,
             countdown=countdown or None,
         )
 

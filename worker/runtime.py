@@ -17,6 +17,7 @@ from worker.booking.service import BookingService
 from worker.booking.store import BookingStore
 from worker.enqueue import CeleryEnqueuer
 from worker.korus.client import KorusClient
+from worker.redis_connect import connect
 from worker.settings import Settings, load_settings
 
 
@@ -30,7 +31,8 @@ def deadline_policy(settings: Settings) -> DeadlinePolicy:
 @functools.cache
 def redis_client() -> redis.Redis:
     settings = load_settings()
-    return redis.Redis.from_url(
+    # One server or a Redis Cluster, by the URL's scheme (worker/redis_connect.py).
+    return connect(
         settings.redis_url,
         decode_responses=True,
         socket_timeout=10,

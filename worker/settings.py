@@ -10,8 +10,17 @@ import functools
 import sys
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from worker.redis_connect import is_cluster_url, parse_cluster_url
 
 ReservationPolicy = Literal["all_or_nothing", "partial"]
 
@@ -27,7 +36,10 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
 
-    redis_url: str = Field(description="Redis for booking state, locks and dedupe keys.")
+    redis_url: str = Field(
+        description="Redis for booking state, locks and dedupe keys; redis+cluster://host:port"
+        "[,host:port...] for a Redis Cluster (worker/redis_connect.py)."
+    )
     broker_url: str | None = Field(default=None, description="Celery broker; REDIS_URL if unset.")
 
     korus_base_url: str = Field(description="Korus API root, e.g. https://api.korusticket.com")
@@ -75,6 +87,9 @@ class Settings(BaseSettings):
     # from the environment itself; the Procfile passes it too and refuses to start without.
     flower_basic_auth: SecretStr | None = None
 
+    # Workers and beat serve /healthz and /readyz on this port when set (worker/probes.py).
+    health_port: int | None = Field(default=None, ge=1, le=65535)
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     # text: one line per record for a terminal; json: one object per line for collectors.
     log_format: Literal["text", "json"] = "text"
@@ -109,12 +124,19 @@ class Settings(BaseSettings):
 
     @field_validator("redis_url", "broker_url")
     @classmethod
-    def _url_scheme(cls, value: str | None) -> str | None:
+    def _url_scheme(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None:
             return value
-        schemes = ("redis://", "rediss://", "unix://", "redis+socket://", "amqp://", "amqps://")
+        schemes: tuple[str, ...] = (
+            "redis://", "rediss://", "unix://", "redis+socket://", "amqp://", "amqps://"
+        )
+        if info.field_name == "redis_url":
+            # The state store may be a Redis Cluster (worker/redis_connect.py).
+            schemes = (*schemes, "redis+cluster://", "rediss+cluster://")
         if not value.startswith(schemes):
             raise ValueError(f"must start with one of {', '.join(schemes)}")
+        if is_cluster_url(value):
+            parse_cluster_url(value)  # ValueError names what is malformed
         return value
 
     @field_validator("korus_base_url", "korus_token_url", "callback_url")
@@ -125,6 +147,15 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// URL")
         return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _cluster_needs_a_broker(self) -> Settings:
+        if is_cluster_url(self.redis_url) and self.broker_url is None:
+            raise ValueError(
+                "BROKER_URL is required when REDIS_URL is a Redis Cluster: the Celery "
+                "broker runs on one Redis server (redis://) or RabbitMQ (amqp://)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _korus_auth(self) -> Settings:

@@ -37,7 +37,7 @@ def queues_of(command: str) -> set[str]:
 def test_procfile_names_every_process() -> None:
     processes = procfile()
 
-    assert set(processes) == {"web", "worker", "payments", "beat", "flower"}
+    assert set(processes) == {"release", "web", "worker", "payments", "beat", "flower"}
     assert processes["web"] == (
         "gunicorn -c deploy/gunicorn.conf.py worker.http.wsgi:application"
     )

@@ -1,4 +1,5 @@
-"""The booking pipeline through a real Celery worker, the sandbox and real Redis."""
+"""The booking pipeline through a real Celery worker, the sandbox and real Redis, on each
+fleet: Redis alone, RabbitMQ as the broker, a Redis Cluster as the store."""
 
 from __future__ import annotations
 
@@ -8,11 +9,19 @@ from typing import Any
 
 import pytest
 
+from tests.support.backends import Backends
 from tests.support.booking import orders_by_reservation, orders_for, pay, request_for, wait_for
 from worker.booking.service import BookingService
 from worker.booking.states import State
 from worker.sandbox.admin import SandboxAdmin
 from worker.sandbox.faults import FAULT_KINDS
+
+
+@pytest.fixture(scope="module")
+def backends(fleet_backends: Backends) -> Backends:
+    """Every test here runs on each fleet of tests/pipeline/conftest.py."""
+    return fleet_backends
+
 
 DONE = (State.COMPLETED, State.REFUND_REQUIRED, State.RESERVATION_FAILED)
 

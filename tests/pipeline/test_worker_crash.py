@@ -1,4 +1,6 @@
-"""A worker killed (SIGKILL) in the middle of create_order loses nothing and orders once."""
+"""A worker killed (SIGKILL) in the middle of create_order loses nothing and orders once,
+on each fleet (on RabbitMQ the broker requeues the message as soon as the connection
+drops; on Redis it comes back after the visibility timeout)."""
 
 from __future__ import annotations
 
@@ -9,12 +11,19 @@ from typing import Any
 
 import pytest
 
+from tests.support.backends import Backends
 from tests.support.booking import orders_for, pay, request_for, wait_for
 from tests.support.deployment import WORKER_SETTINGS
 from worker.booking.service import BookingService
 from worker.booking.states import State
 from worker.processes import Proc, worker_proc
 from worker.sandbox.admin import SandboxAdmin
+
+
+@pytest.fixture(scope="module")
+def backends(fleet_backends: Backends) -> Backends:
+    """Every test here runs on each fleet of tests/pipeline/conftest.py."""
+    return fleet_backends
 
 
 @pytest.fixture(scope="module")

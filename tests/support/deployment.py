@@ -12,14 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 
-from worker.app import app
+from tests.support.backends import Backends
 from worker.booking.deadlines import DeadlinePolicy
 from worker.booking.service import BookingService
 from worker.booking.store import BookingStore
 from worker.enqueue import CeleryEnqueuer
 from worker.processes import Proc, service_env, worker_proc
+from worker.redis_connect import connect
 from worker.sandbox.admin import SandboxAdmin
 from worker.sandbox.server import SandboxConfig, start_sandbox
 
@@ -64,11 +64,21 @@ def worker_settings() -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def deployment_env(redis_url: str, sandbox: Any, worker_settings: dict[str, str]) -> dict[str, str]:
+def backends(redis_url: str) -> Backends:
+    """Where state and messages live: the test Redis for both unless a module overrides
+    this fixture (tests/pipeline runs on RabbitMQ and on a Redis Cluster too)."""
+    return Backends("redis", redis_url)
+
+
+@pytest.fixture(scope="module")
+def deployment_env(
+    backends: Backends, sandbox: Any, worker_settings: dict[str, str]
+) -> dict[str, str]:
     # Flushed once, before the worker starts: flushing under a running worker would drop
     # its queued and unacknowledged messages.
-    redis.Redis.from_url(redis_url).flushdb()
-    return service_env(redis_url, sandbox.url, **worker_settings)
+    backends.flush()
+    extra = {"BROKER_URL": backends.broker_url} if backends.broker_url else {}
+    return service_env(backends.redis_url, sandbox.url, **extra, **worker_settings)
 
 
 @pytest.fixture(scope="module")
@@ -82,12 +92,12 @@ def worker(
 
 
 @pytest.fixture
-def service(redis_url: str, worker: Proc, admin: SandboxAdmin) -> Iterator[BookingService]:
+def service(backends: Backends, worker: Proc, admin: SandboxAdmin) -> Iterator[BookingService]:
     admin.reset()
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    client = connect(backends.redis_url, decode_responses=True)
     store = BookingStore(client, retention_seconds=3600, deadline_policy=DeadlinePolicy())
     yield BookingService(
-        store, CeleryEnqueuer(app), event_ttl_seconds=3600, policy="all_or_nothing"
+        store, CeleryEnqueuer(backends.app()), event_ttl_seconds=3600, policy="all_or_nothing"
     )
     admin.clear_faults()
     client.close()

@@ -100,6 +100,13 @@ def timeline_entry(
     )
 
 
+def _evalsha(pipe: Any, sha: str, numkeys: int, *keys_and_args: Any) -> None:
+    """Queue EVALSHA on a pipeline of either client. redis-py's cluster pipeline refuses
+    `pipe.evalsha()` but routes the raw command by its first key's slot like any other
+    (every script here touches keys of one slot)."""
+    pipe.execute_command("EVALSHA", sha, numkeys, *keys_and_args)
+
+
 def _score(moment: datetime) -> float:
     return moment.astimezone(UTC).timestamp()
 
@@ -217,7 +224,7 @@ class BookingStore:
     def run_script(self, source: str, keys: list[str], args: list[Any]) -> Any:
         """Run a Lua script by its cached SHA1 (loaded once; reloaded on NOSCRIPT)."""
         results = self._pipelined(
-            lambda pipe: pipe.evalsha(self._sha(source), len(keys), *keys, *args)
+            lambda pipe: _evalsha(pipe, self._sha(source), len(keys), *keys, *args)
         )
         return results[0]
 
@@ -257,7 +264,8 @@ class BookingStore:
             if deadline is not None:
                 pipe.zadd(keys.DEADLINES, {new.id: _score(deadline)})
             pipe.zadd(keys.by_state(new.state.value), {new.id: _score(new.created_at)})
-            pipe.evalsha(
+            _evalsha(
+                pipe,
                 self._sha(_CAS_SCRIPT),
                 2,
                 keys.booking(new.id),
@@ -298,8 +306,13 @@ class BookingStore:
             if drop_hint and known_score is not None:
                 # Only the entry this writer knew: if a concurrent writer (a late payment
                 # reopening the booking) re-scored it meanwhile, its entry must stay.
-                pipe.evalsha(
-                    self._sha(_DROP_HINT_SCRIPT), 1, keys.DEADLINES, new.id, repr(known_score)
+                _evalsha(
+                    pipe,
+                    self._sha(_DROP_HINT_SCRIPT),
+                    1,
+                    keys.DEADLINES,
+                    new.id,
+                    repr(known_score),
                 )
             if new.state in CLOSED:
                 # Callback delivery records expire with the booking (retention TTL).

@@ -15,6 +15,7 @@ import falcon
 import redis
 from celery import Celery
 from pydantic import BaseModel
+from redis.cluster import RedisCluster
 
 from worker.http.problems import NOT_READY, ApiProblem
 
@@ -32,6 +33,9 @@ class HealthStatus(BaseModel):
 
 def redis_check(client: redis.Redis) -> Callable[[], None]:
     """PING on a new connection with the pool's address and a short timeout."""
+    if isinstance(client, RedisCluster):
+        # A cluster client has a pool per node: every primary must answer PING.
+        return lambda: _ping_primaries(client)
     pool = client.connection_pool
     kwargs: dict[str, Any] = dict(pool.connection_kwargs)
     kwargs.update(
@@ -49,6 +53,11 @@ def redis_check(client: redis.Redis) -> Callable[[], None]:
             connection.disconnect()
 
     return check
+
+
+def _ping_primaries(client: RedisCluster) -> None:
+    if not client.ping(target_nodes=RedisCluster.PRIMARIES):
+        raise redis.ConnectionError("a primary did not answer PING")
 
 
 def broker_check(app: Celery) -> Callable[[], None]:
