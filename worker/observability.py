@@ -193,6 +193,11 @@ _task_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("task_id",
 _task_name: contextvars.ContextVar[str | None] = contextvars.ContextVar("task_name", default=None)
 
 
+def current_booking_id() -> str | None:
+    """The booking the current task or `booking_context` works on, if any."""
+    return _booking_id.get()
+
+
 @contextlib.contextmanager
 def booking_context(booking_id: str | None) -> Iterator[None]:
     """Log lines inside carry this booking id (for work on one booking outside a task)."""

@@ -55,6 +55,16 @@ class Settings(BaseSettings):
     # An order call's lease covers all the call can take (see order_lease_seconds) plus
     # this margin: until it ends, no other task may conclude that the call was lost.
     order_lease_margin_seconds: float = Field(default=5.0, ge=0)
+    # After Korus refused an order call (a 422 other than documented expiry, or
+    # failedOrders) and the orders listing does not show the order, the listing may be
+    # lagging: it is read again with backoff for this long, then a person is alerted.
+    # Never an automatic refund.
+    order_reconcile_window_seconds: float = Field(default=1800.0, gt=0)
+    # How long an empty or partial document listing (fewer documents than the order
+    # answer named) is waited for, with backoff, before a person is alerted.
+    documents_listing_wait_seconds: float = Field(default=1800.0, gt=0)
+    # Longest pause between two looks at a lagging listing (orders or documents).
+    listing_backoff_cap_seconds: float = Field(default=60.0, gt=0)
 
     # Rotation: each webhook secret variable takes a comma-separated list; all are valid.
     stripe_webhook_secret: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)

@@ -48,6 +48,7 @@ from worker.korus.errors import (
     KorusTransientError,
 )
 from worker.sandbox.admin import SandboxAdmin
+from worker.sandbox.errors import SANDBOX_ALREADY_ORDERED_CODE
 from worker.sandbox.faults import FAULT_KINDS
 from worker.settings import Settings
 
@@ -75,7 +76,8 @@ class RecordingEnqueuer:
 
 
 class CountingKorus(KorusClient):
-    """The real client, counting order calls Korus refused as already ordered."""
+    """The real client, counting order calls the sandbox refused as already ordered (its
+    own rule; the worker gives that refusal no meaning)."""
 
     already_ordered = 0
 
@@ -83,7 +85,7 @@ class CountingKorus(KorusClient):
         try:
             return super().create_orders(*args, **kwargs)
         except KorusRejectedError as error:
-            if error.already_ordered:
+            if any(v.code == SANDBOX_ALREADY_ORDERED_CODE for v in error.violations):
                 CountingKorus.already_ordered += 1
             raise
 

@@ -245,3 +245,11 @@ def test_metrics_report_korus_calls_of_the_fleet(web: WebServer, db: redis.Redis
     assert _sample(text, histogram, endpoint=endpoint, le="0.5") == 4
     assert _sample(text, histogram, endpoint=endpoint, le="+Inf") == 5
     assert _sample(text, "booking_worker_korus_call_seconds_count", endpoint=endpoint) == 5
+
+
+def test_the_openapi_document_states_the_bundle_rule() -> None:
+    from worker.http.openapi import build_document
+
+    fields = build_document()["components"]["schemas"]["ReservationItem"]["properties"]
+    assert "quantity x (tickets of the offer)" in fields["ticketSessions"]["description"]
+    assert "not tickets" in fields["quantity"]["description"]

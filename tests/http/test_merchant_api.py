@@ -387,3 +387,36 @@ def test_prefer_wait_gives_up_with_202_when_nothing_reserves(
 
     assert response.status_code == 202 and response.json()["state"] == "received"
     assert 0.9 <= time.monotonic() - started < 5
+
+
+def _bundle(quantity: int, tickets: list[str]) -> dict[str, Any]:
+    return {
+        "offer": "/v1/offers/42",
+        "quantity": quantity,
+        "ticketSessions": [{"ticket": t} for t in tickets],
+    }
+
+
+@pytest.mark.parametrize(
+    ("item", "accepted"),
+    [
+        (_bundle(1, ["/v1/t/a", "/v1/t/b"]), True),  # the documented shape: one unit, 2 tickets
+        (_bundle(2, ["/v1/t/a", "/v1/t/b", "/v1/t/a", "/v1/t/b"]), True),
+        (_bundle(2, ["/v1/t/a", "/v1/t/a"]), True),  # two units of a one-ticket offer
+        (_bundle(2, ["/v1/t/a", "/v1/t/b", "/v1/t/c"]), False),  # not a multiple of quantity
+        (_bundle(2, ["/v1/t/a", "/v1/t/b", "/v1/t/b", "/v1/t/a"]), False),  # units differ
+        (_bundle(3, ["/v1/t/a", "/v1/t/a"]), False),  # fewer entries than units
+    ],
+)
+def test_bundle_offers_take_one_entry_per_ticket_for_each_unit(
+    web: WebServer, api: requests.Session, item: dict[str, Any], accepted: bool
+) -> None:
+    body = booking_body(f"BUNDLE-{time.time_ns()}"[:50], items=[item])
+
+    response = api.post(bookings_url(web), json=body, timeout=10)
+
+    if accepted:
+        assert response.status_code == 202, response.text
+    else:
+        document = problem(response, 422)
+        assert "items[0]" in [e["field"] for e in document["errors"]], document

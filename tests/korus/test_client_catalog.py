@@ -41,9 +41,9 @@ def test_list_offers_pages_and_filters(client: KorusClient, catalog: dict[str, A
 
     first = client.list_offers(catalog_id, items_per_page=3)
     third = client.list_offers(catalog_id, page=3, items_per_page=3)
-    assert first.total_items == len(catalog) == 7
+    assert first.total_items == len(catalog) == 8
     assert len(first.member) == 3 and first.next_iri is not None
-    assert len(third.member) == 1 and third.next_iri is None
+    assert len(third.member) == 2 and third.next_iri is None
 
     by_name = client.list_offers(catalog_id, products=["Day Pass", "Limited Concert"])
     assert {o.product.name for o in by_name.member if o.product} == {"Day Pass", "Limited Concert"}

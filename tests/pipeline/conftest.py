@@ -1,14 +1,20 @@
-"""The fleets the pipeline's end-to-end tests run on (a module opts in by overriding its
-`backends` fixture with `fleet_backends`):
+"""The fleets and sandbox shapes the pipeline's end-to-end tests run on.
 
+Fleets (a module opts in by overriding its `backends` fixture with `fleet_backends`):
 - redis: the test Redis is the state store and the broker;
 - rabbitmq: RabbitMQ is the broker (a vhost of this module's own), Redis the store;
 - redis-cluster: a 3-master Redis Cluster on loopback is the store, and the broker is
   the test Redis, a separate single node.
+
+Sandbox shapes: every pipeline module runs once per mode, the documented shapes and the
+varied ones (`[]`/`null`/missing empty objects, `hydra:` prefixes, other offsets, unknown
+fields). The shapes concern the Korus client, not the broker or the store, so the varied
+mode runs on the redis fleet only. SANDBOX_SHAPES=documented|varied runs one mode only.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,8 +23,10 @@ import pytest
 from tests.support.backends import Backends, unavailable
 from tests.support.rabbitmq import rabbitmq_available, rabbitmq_vhost
 from tests.support.redis_cluster import cluster_available, redis_cluster
+from worker.sandbox.shapes import SHAPES
 
 FLEETS = ["redis", "rabbitmq", "redis-cluster"]
+_ONLY_SHAPES = os.environ.get("SANDBOX_SHAPES")
 
 
 @pytest.fixture(scope="session")
@@ -41,3 +49,13 @@ def fleet_backends(request: pytest.FixtureRequest, redis_url: str) -> Iterator[B
     else:
         cluster = request.getfixturevalue("cluster_url")
         yield Backends("redis-cluster", cluster, redis_url)
+
+
+@pytest.fixture(scope="module", params=[_ONLY_SHAPES] if _ONLY_SHAPES else list(SHAPES))
+def sandbox_shapes(request: pytest.FixtureRequest) -> str:
+    shapes = str(request.param)
+    if shapes != "documented" and "fleet_backends" in request.fixturenames:
+        fleet = request.getfixturevalue("backends").name
+        if fleet != "redis":
+            pytest.skip("the varied sandbox shapes run on the redis fleet only")
+    return shapes

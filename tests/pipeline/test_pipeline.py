@@ -44,6 +44,7 @@ def book_and_pay(
         "Limited Concert",
         "Late Documents Tour",
         "Guided Tour With Form",
+        "Park And Show Bundle",
     ],
 )
 def test_paid_booking_completes_with_one_order_and_documents(
@@ -247,3 +248,39 @@ def test_partial_policy_keeps_what_was_reserved_and_charges_only_that(
     done = wait_for(service, booking.id, *DONE, timeout=40)
     assert done.state == State.COMPLETED
     assert len(orders_for(admin, booking.id)) == 1
+
+
+def test_a_lost_order_answer_and_a_lagging_listing_still_give_one_order_and_no_refund(
+    service: BookingService, admin: SandboxAdmin, catalog: dict[str, Any]
+) -> None:
+    # The answer is lost, the listing does not show the order for a while, so the worker
+    # calls again and Korus (here the sandbox's own rule) refuses: that refusal must not
+    # refund a customer who has tickets. The listing is read again until it shows them.
+    admin.configure(orders_listing_lag_seconds=5)
+    try:
+        admin.set_fault(
+            "POST /v1/booking/orders/_bulk", next=["timeout_after_commit"], timeout_seconds=2
+        )
+        booking = book_and_pay(service, catalog, "Day Pass")
+    finally:
+        admin.configure(orders_listing_lag_seconds=0)
+
+    assert booking.state == State.COMPLETED, service.timeline(booking.id)
+    assert len(orders_for(admin, booking.id)) == 1
+    states = [entry["to"] for entry in service.timeline(booking.id)]
+    assert "order_uncertain" in states and "refund_required" not in states
+
+
+def test_documents_missing_from_a_lagging_listing_are_waited_for(
+    service: BookingService, admin: SandboxAdmin, catalog: dict[str, Any]
+) -> None:
+    admin.configure(documents_listing_lag_seconds=4)
+    try:
+        booking = book_and_pay(service, catalog, "Day Pass")
+    finally:
+        admin.configure(documents_listing_lag_seconds=0)
+
+    assert booking.state == State.COMPLETED, service.timeline(booking.id)
+    assert len(booking.documents) == 1 and booking.documents[0].temporary_url
+    reasons = [entry["reason"] for entry in service.timeline(booking.id)]
+    assert any("not listed by Korus yet" in (reason or "") for reason in reasons)

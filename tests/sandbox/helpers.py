@@ -106,18 +106,20 @@ def item(
     session: int | None = None,
     form_value: str | None = "Doe",
 ) -> dict[str, Any]:
-    """A reservation item for a `/_sandbox/catalog` entry (session and form filled in)."""
+    """A reservation item for a `/_sandbox/catalog` entry (session and form filled in):
+    one entry per ticket of the offer for each unit, in ticket order."""
     ticket_sessions = []
     for _ in range(quantity):
-        ticket: dict[str, Any] = {"ticket": entry["tickets"][0]}
-        if entry["sessions"]:
-            ticket["session"] = entry["sessions"][session or 0]
-        if "form" in entry and form_value is not None:
-            ticket["formData"] = {
-                "form": entry["form"],
-                "fields": [{"field": entry["form_fields"][0], "value": form_value}],
-            }
-        ticket_sessions.append(ticket)
+        for offer_ticket in entry["offerTickets"]:
+            ticket: dict[str, Any] = {"ticket": offer_ticket["ticket"]}
+            if offer_ticket["sessions"]:
+                ticket["session"] = offer_ticket["sessions"][session or 0]
+            if offer_ticket["form"] and form_value is not None:
+                ticket["formData"] = {
+                    "form": offer_ticket["form"],
+                    "fields": [{"field": offer_ticket["formFields"][0], "value": form_value}],
+                }
+            ticket_sessions.append(ticket)
     return {"offer": entry["offer"], "quantity": quantity, "ticketSessions": ticket_sessions}
 
 

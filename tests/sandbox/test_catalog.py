@@ -16,6 +16,7 @@ PRODUCTS = {
     "Late Documents Tour": "30.00",
     "Broken Subsystem Ride": "50.00",
     "Guided Tour With Form": "15.00",
+    "Park And Show Bundle": "80.00",
 }
 
 
@@ -85,7 +86,7 @@ def test_offer_filters_and_paging(korus: KorusApi, catalog: dict[str, dict[str, 
     by_session = korus.get(f"{catalog_iri}/offers", params={"session": session}).json()
     assert [o["product"]["name"] for o in by_session["member"]] == ["Timed Museum Entry"]
     page = korus.get(f"{catalog_iri}/offers", params={"itemsPerPage": 3, "page": 2}).json()
-    assert page["totalItems"] == 7
+    assert page["totalItems"] == 8
     assert len(page["member"]) == 3
     assert "next" in page["view"] and "previous" in page["view"]
     for bad in ({"itemsPerPage": 51}, {"page": 0}, {"page": "x"}, {"date[after]": "soon"}):

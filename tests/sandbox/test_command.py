@@ -51,6 +51,12 @@ def test_the_command_refuses_a_fault_on_an_unknown_endpoint() -> None:
     assert "unknown endpoint" in result.output
 
 
+def test_the_command_offers_the_documented_and_varied_shapes_only() -> None:
+    result = CliRunner().invoke(sandbox, ["--port", "0", "--shapes", "loose"])
+    assert result.exit_code == 2
+    assert "'documented'" in result.output and "'varied'" in result.output
+
+
 def test_python_m_serves_with_its_options_until_sigterm() -> None:
     process = subprocess.Popen(
         [
@@ -67,6 +73,8 @@ def test_python_m_serves_with_its_options_until_sigterm() -> None:
             "shop",
             "--client-secret",
             "pw",
+            "--shapes",
+            "varied",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -43,7 +43,8 @@ def test_documents_of_ordinary_tickets_are_downloadable_at_once(
 
 
 def test_named_tickets_wait_for_their_beneficiary(korus: KorusApi, catalog: Catalog) -> None:
-    order = korus.order_one(catalog["Named Festival Pass"])
+    answered = korus.order_one(catalog["Named Festival Pass"])
+    order = korus.get(answered["@id"]).json()  # items and tickets with their real IRIs
     ticket = order["items"][0]["tickets"][0]
     assert ticket["status"] == "waiting_beneficiary_data"
     assert ticket["requiredBeneficiaryFields"] == ["firstname", "lastname", "dateOfBirth"]
@@ -71,8 +72,8 @@ def test_named_tickets_wait_for_their_beneficiary(korus: KorusApi, catalog: Cata
 
 
 def test_beneficiary_patch_of_an_unknown_ticket_is_404(korus: KorusApi, catalog: Catalog) -> None:
-    order = korus.order_one(catalog["Named Festival Pass"])
-    ticket = order["items"][0]["tickets"][0]
+    answered = korus.order_one(catalog["Named Festival Pass"])
+    ticket = korus.get(answered["@id"]).json()["items"][0]["tickets"][0]
     assert korus.patch(ticket["@id"] + "0", {"beneficiary": BENEFICIARY}).status_code == 404
 
 

@@ -61,7 +61,8 @@ def test_timeout_after_commit_really_commits(
     assert order["reservation"] == reservation["@id"]
     retried = korus.order([reservation["@id"]], "LOST-ANSWER")
     assert retried.status_code == 422
-    assert retried.json()["violations"][0]["propertyPath"] == "reservations[0].alreadyOrdered"
+    violation = retried.json()["violations"][0]
+    assert violation["propertyPath"] == "reservations[0].sandboxAlreadyOrdered"
     found = korus.get("/v1/booking/orders", params={"external_reference": "LOST-ANSWER"}).json()
     assert [o["id"] for o in found["member"]] == [order["id"]]
 

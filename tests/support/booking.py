@@ -22,26 +22,21 @@ CUSTOMER = {
 def request_for(
     catalog: dict[str, Any], product: str, quantity: int = 1, **extra: Any
 ) -> BookingRequest:
+    """A booking of `quantity` units of a seeded product: one ticketSessions entry per
+    ticket of the offer for each unit, in ticket order (a bundle offer has several)."""
     entry = catalog[product]
     sessions = []
     for _ in range(quantity):
-        ts: dict[str, Any] = {"ticket": entry["tickets"][0]}
-        if entry.get("sessions"):
-            ts["session"] = entry["sessions"][0]
-        if entry.get("form"):
-            form = entry["form"]
-            form_iri = form["@id"] if isinstance(form, dict) else form
-            fields = entry.get("form_fields") or (
-                form.get("fields") if isinstance(form, dict) else []
-            )
-            ts["formData"] = {
-                "form": form_iri,
-                "fields": [
-                    {"field": f["@id"] if isinstance(f, dict) else f, "value": "Hopper"}
-                    for f in fields
-                ],
-            }
-        sessions.append(ts)
+        for offer_ticket in entry["offerTickets"]:
+            ts: dict[str, Any] = {"ticket": offer_ticket["ticket"]}
+            if offer_ticket["sessions"]:
+                ts["session"] = offer_ticket["sessions"][0]
+            if offer_ticket["form"]:
+                ts["formData"] = {
+                    "form": offer_ticket["form"],
+                    "fields": [{"field": f, "value": "Hopper"} for f in offer_ticket["formFields"]],
+                }
+            sessions.append(ts)
     body: dict[str, Any] = {
         "externalReference": extra.pop("external_reference", "TEST-1"),
         "items": [{"offer": entry["offer"], "quantity": quantity, "ticketSessions": sessions}],

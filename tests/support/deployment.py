@@ -6,6 +6,7 @@ other worker settings overrides the `worker_settings` fixture.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -34,8 +35,16 @@ WORKER_SETTINGS = {
 
 
 @pytest.fixture(scope="module")
-def sandbox() -> Iterator[Any]:
-    with start_sandbox(SandboxConfig(port=0, documents_delay_seconds=2.0)) as running:
+def sandbox_shapes() -> str:
+    """The sandbox's answer shapes: SANDBOX_SHAPES (documented by default). tests/pipeline
+    overrides this fixture to run every pipeline module in both shape modes."""
+    return os.environ.get("SANDBOX_SHAPES", "documented")
+
+
+@pytest.fixture(scope="module")
+def sandbox(sandbox_shapes: str) -> Iterator[Any]:
+    config = SandboxConfig(port=0, documents_delay_seconds=2.0, shapes=sandbox_shapes)
+    with start_sandbox(config) as running:
         yield running
 
 

@@ -5,6 +5,18 @@ merge-patch of the same data is harmless), list each order's documents, ask a te
 URL for those downloadable now, and record them. Documents not yet downloadable park the
 booking in `documents_pending`; a countdown (capped below the broker's visibility
 timeout) or the sweeper brings the task back at `downloadableAt`: no worker waits.
+
+What the documents are: the document IRIs of the order answer are the expected set. The
+listing may lag behind them, so an expected document missing from the listing is looked
+up by itself (`GET .../documents/{id}`); one still unknown means "not ready yet", never
+"no documents": the booking waits in `documents_pending` and the listing is read again
+with backoff (`RetryLater`) for DOCUMENTS_LISTING_WAIT_SECONDS, then a person is alerted.
+A booking never completes with zero documents.
+
+Every call is made in the booking's language (Accept-Language); the `cachedLanguage` of
+each URL answer is recorded. A beneficiary PATCH needs real ticket and item ids: when
+the order answer gave blank nodes, the order is fetched (`GET /v1/booking/orders/{id}`);
+if it has none either, the booking is parked in `awaiting_beneficiary` with an alert.
 """
 
 from __future__ import annotations
@@ -14,11 +26,13 @@ from datetime import datetime, timedelta
 from worker.alerts import alert
 from worker.booking.context import RetryLater, StepContext
 from worker.booking.effects import after_transition
-from worker.booking.record import Booking, OrderedTicket, TicketDocument
+from worker.booking.ordering import listing_backoff, placed_from
+from worker.booking.record import Booking, OrderedTicket, PlacedOrder, TicketDocument
 from worker.booking.states import State
 from worker.booking.store import Change
-from worker.korus.errors import KorusRejectedError
+from worker.korus.errors import KorusNotFoundError, KorusRejectedError
 from worker.korus.iris import last_segment
+from worker.korus.models import DocumentRef
 
 _RESUMABLE = (State.ORDERED, State.AWAITING_BENEFICIARY, State.DOCUMENTS_PENDING)
 
@@ -43,24 +57,56 @@ def _park(booking: Booking, state: State, reason: str) -> Change | None:
 
 
 def _record(
-    booking: Booking, documents: list[TicketDocument], sent: list[str], refresh: bool
+    booking: Booking,
+    documents: list[TicketDocument],
+    sent: list[str],
+    refresh: bool,
+    missing: int,
+    now: datetime,
 ) -> Change | None:
+    """Land what the documents step found. `missing`: expected documents Korus does not
+    list yet (the booking waits for them)."""
     if booking.state not in (State.FETCHING_DOCUMENTS, State.COMPLETED):
         return None
     if booking.state == State.COMPLETED and not refresh:
         return None
-    booking.documents = documents
     booking.beneficiaries_sent = sorted(set(booking.beneficiaries_sent) | set(sent))
     if booking.state == State.COMPLETED:  # a refresh: completed is final, whatever came
+        if missing or not documents:
+            return None  # a lagging listing must not wipe the documents we have
+        booking.documents = documents
         fresh = sum(1 for d in documents if d.temporary_url)
         return Change(booking, f"document URLs refreshed ({fresh}/{len(documents)})", note=True)
-    if all(d.temporary_url for d in documents):
+    booking.documents = documents
+    if not missing and documents and all(d.temporary_url for d in documents):
         booking.state = State.COMPLETED
         booking.reason = None
+        booking.documents_missing_since = None
         return Change(booking, f"{len(documents)} document(s) ready")
     booking.state = State.DOCUMENTS_PENDING
+    if missing or not documents:
+        if booking.documents_missing_since is None:
+            booking.documents_missing_since = now
+        return Change(booking, f"{missing or 'all'} document(s) not listed by Korus yet")
+    booking.documents_missing_since = None
     waiting = sum(1 for d in documents if not d.temporary_url)
     return Change(booking, f"{waiting} document(s) not downloadable yet")
+
+
+def _learn_ticket_ids(booking: Booking, fetched: PlacedOrder) -> Change | None:
+    """Take the real ticket ids of a fetched order for tickets that came as blank nodes;
+    matched by position, and only where the catalog ticket is the same."""
+    order = next((o for o in booking.orders if o.id == fetched.id), None)
+    if order is None or len(order.tickets) != len(fetched.tickets):
+        return None
+    learned = 0
+    for mine, theirs in zip(order.tickets, fetched.tickets, strict=True):
+        if mine.id is None and theirs.id and theirs.item_id and mine.ticket == theirs.ticket:
+            mine.id, mine.iri, mine.item_id = theirs.id, theirs.iri, theirs.item_id
+            learned += 1
+    if not learned:
+        return None
+    return Change(booking, f"{learned} ticket id(s) read from the order", note=True)
 
 
 class DocumentStep:
@@ -81,24 +127,38 @@ class DocumentStep:
         sent = self.send_beneficiaries(booking)
         if sent is None:
             return
-        documents = self.collect(booking)
+        documents, missing = self.collect(booking)
+        now = self.ctx.now()
         result = self.ctx.store.update(
-            self.booking_id, lambda b: _record(b, documents, sent, refresh), task_id=self.task_id
+            self.booking_id,
+            lambda b: _record(b, documents, sent, refresh, missing, now),
+            task_id=self.task_id,
         )
         if result.booking is None:
             return
         after_transition(result.booking, result.entered, self.ctx.enqueue)
         if result.booking.state == State.DOCUMENTS_PENDING:
-            self.schedule(documents)
+            if missing or not documents:
+                self.wait_for_listing(result.booking)
+            else:
+                self.schedule(documents)
 
     def send_beneficiaries(self, booking: Booking) -> list[str] | None:
         """PATCH beneficiary data where required; None if data is missing (parked)."""
-        tickets = [
-            (order.id, t)
-            for order in booking.orders
-            for t in order.tickets
-            if needs_beneficiary(t) and t.id not in booking.beneficiaries_sent
-        ]
+        tickets = self.tickets_needing_data(booking)
+        if tickets and any(t.id is None or t.item_id is None for _, t in tickets):
+            booking = self.fetch_ticket_ids(booking)
+            tickets = self.tickets_needing_data(booking)
+            unknown = sum(1 for _, t in tickets if t.id is None or t.item_id is None)
+            if unknown:
+                reason = f"{unknown} ticket(s) need beneficiary data but Korus gave no ticket id"
+                self.ctx.store.update(
+                    self.booking_id,
+                    lambda b: _park(b, State.AWAITING_BENEFICIARY, reason),
+                    task_id=self.task_id,
+                )
+                alert("ticket_ids_missing", booking.id, reason)
+                return None
         if not tickets:
             return []
         if len(booking.beneficiaries) < len(tickets):
@@ -113,22 +173,79 @@ class DocumentStep:
             return None
         sent = []
         for (order_id, ticket), data in zip(tickets, booking.beneficiaries, strict=False):
-            self.ctx.korus.set_beneficiary(order_id, ticket.item_id, ticket.id, data)
+            assert ticket.id is not None and ticket.item_id is not None  # checked above
+            self.ctx.korus.set_beneficiary(
+                order_id, ticket.item_id, ticket.id, data, language=booking.language
+            )
             sent.append(ticket.id)
         return sent
 
-    def collect(self, booking: Booking) -> list[TicketDocument]:
+    @staticmethod
+    def tickets_needing_data(booking: Booking) -> list[tuple[str, OrderedTicket]]:
+        return [
+            (order.id, t)
+            for order in booking.orders
+            for t in order.tickets
+            if needs_beneficiary(t) and (t.id is None or t.id not in booking.beneficiaries_sent)
+        ]
+
+    def fetch_ticket_ids(self, booking: Booking) -> Booking:
+        """GET the orders whose tickets came as blank nodes and keep their real ids."""
+        for order in booking.orders:
+            if all(t.id is not None for t in order.tickets):
+                continue
+            fetched = placed_from(self.ctx.korus.get_order(order.id, language=booking.language))
+            if fetched is None:
+                continue
+            result = self.ctx.store.update(
+                self.booking_id,
+                lambda b, found=fetched: _learn_ticket_ids(b, found),  # type: ignore[misc]
+                task_id=self.task_id,
+            )
+            if result.booking is not None:
+                booking = result.booking
+        return booking
+
+    def listed(self, booking: Booking, order: PlacedOrder) -> tuple[list[DocumentRef], int]:
+        """The order's documents, and how many expected ones Korus does not know yet.
+
+        Expected: the document ids of the order answer. One the listing lacks is asked for
+        by itself; a 404 there means "not ready yet"."""
+        language = booking.language
+        refs = self.ctx.korus.list_documents(order.id, language=language)
+        known = {document_id(ref) for ref in refs}
+        missing = 0
+        for expected in order.document_ids:
+            if expected in known:
+                continue
+            try:
+                refs.append(self.ctx.korus.get_document(order.id, expected, language=language))
+            except KorusNotFoundError:
+                missing += 1
+            else:
+                known.add(expected)
+        return refs, missing
+
+    def collect(self, booking: Booking) -> tuple[list[TicketDocument], int]:
+        """The documents with the URLs obtainable now, and the count still missing."""
         now = self.ctx.now()
         documents: list[TicketDocument] = []
+        missing = 0
         for order in booking.orders:
-            for ref in self.ctx.korus.list_documents(order.id):
-                document_id = ref.id or last_segment(ref.iri or "")
+            refs, order_missing = self.listed(booking, order)
+            missing += order_missing
+            for ref in refs:
+                doc_id = document_id(ref)
+                if not doc_id:
+                    continue
                 doc = TicketDocument(
-                    order_id=order.id, document_id=document_id, downloadable_at=ref.downloadable_at
+                    order_id=order.id, document_id=doc_id, downloadable_at=ref.downloadable_at
                 )
                 if doc.downloadable_at is None or doc.downloadable_at <= now:
                     try:
-                        url = self.ctx.korus.get_document_url(order.id, document_id)
+                        url = self.ctx.korus.get_document_url(
+                            order.id, doc_id, language=booking.language
+                        )
                     except KorusRejectedError as error:
                         if not (error.not_yet_downloadable or error.beneficiary_missing):
                             raise
@@ -136,8 +253,27 @@ class DocumentStep:
                     else:
                         doc.temporary_url = url.temporary_url
                         doc.url_expires_at = url.expires_at
+                        doc.cached_language = url.cached_language
                 documents.append(doc)
-        return documents
+        return documents, missing
+
+    def wait_for_listing(self, booking: Booking) -> None:
+        """Documents expected but not listed: look again with backoff until the wait
+        (DOCUMENTS_LISTING_WAIT_SECONDS) runs out, then alert a person."""
+        settings = self.ctx.settings
+        now = self.ctx.now()
+        since = booking.documents_missing_since or now
+        elapsed = (now - since).total_seconds()
+        remaining = settings.documents_listing_wait_seconds - elapsed
+        if remaining <= 0:
+            alert(
+                "documents_missing",
+                booking.id,
+                f"Korus still lists fewer documents than the order named after {elapsed:.0f}s",
+            )
+            return
+        countdown = listing_backoff(elapsed, settings.listing_backoff_cap_seconds, remaining)
+        raise RetryLater("documents not listed by Korus yet", countdown)
 
     def schedule(self, documents: list[TicketDocument]) -> None:
         """Come back at the earliest downloadableAt, if that is within the countdown cap."""
@@ -150,6 +286,13 @@ class DocumentStep:
         if countdown <= cap:
             raise RetryLater("documents not downloadable yet", countdown)
         # Further away than the cap: the sweeper schedules it when downloadableAt comes.
+
+
+def document_id(ref: DocumentRef) -> str:
+    """A listed document's id: `id`, else the last segment of its real IRI."""
+    if ref.id:
+        return ref.id
+    return last_segment(ref.real_iri) if ref.real_iri else ""
 
 
 def fetch_documents(

@@ -58,9 +58,15 @@ class Payment(Model):
 
 
 class OrderedTicket(Model):
-    id: str
-    iri: str
-    item_id: str
+    """A ticket of an order. `id`, `iri` and `item_id` come only from a real order-ticket
+    IRI (`/v1/booking/orders/{o}/items/{i}/tickets/{t}`): the documented order answer
+    gives blank nodes instead, and no path may be built from those. `ticket` is the
+    catalog ticket it is for (matches the ticket order of the request)."""
+
+    id: str | None = None
+    iri: str | None = None
+    item_id: str | None = None
+    ticket: str | None = None
     voucher: str | None = None
     status: str | None = None
     required_beneficiary_fields: list[str] = Field(default_factory=list)
@@ -75,6 +81,7 @@ class PlacedOrder(Model):
     reservation: str
     total_incl_tax: Decimal | None = None
     tickets: list[OrderedTicket] = Field(default_factory=list)
+    # The document ids the order answer listed: the documents the booking expects.
     document_ids: list[str] = Field(default_factory=list)
 
 
@@ -84,6 +91,8 @@ class TicketDocument(Model):
     downloadable_at: datetime | None = None
     temporary_url: str | None = None
     url_expires_at: datetime | None = None
+    # The language Korus produced the PDF in (`cachedLanguage` of the URL answer).
+    cached_language: str | None = None
 
 
 class OrderAttempt(Model):
@@ -99,6 +108,10 @@ class OrderAttempt(Model):
     started_at: datetime
     lease_until: datetime
     sent: bool = True
+    # Korus refused the call (a 422 other than documented expiry, or failedOrders): the
+    # listing is consulted again until it shows the order or the window runs out; no new
+    # call is sent for it.
+    refused: bool = False
 
 
 class Booking(Model):
@@ -132,9 +145,15 @@ class Booking(Model):
     order_attempts: int = 0
     orders: list[PlacedOrder] = Field(default_factory=list)
     failed_orders: list[dict[str, Any]] = Field(default_factory=list)
+    # Since when an order call was refused and the listing does not show the order
+    # (bounded by ORDER_RECONCILE_WINDOW_SECONDS, then a person is alerted).
+    order_unresolved_since: datetime | None = None
 
     documents: list[TicketDocument] = Field(default_factory=list)
     beneficiaries_sent: list[str] = Field(default_factory=list)
+    # Since when the document listing lacks documents the order answer named (bounded by
+    # DOCUMENTS_LISTING_WAIT_SECONDS, then a person is alerted).
+    documents_missing_since: datetime | None = None
 
     reason: str | None = None
     alerts: list[str] = Field(default_factory=list)

@@ -31,16 +31,38 @@ class TicketSession(ApiModel):
 
 
 class ReservationItem(ApiModel):
-    offer: Iri
-    quantity: int = Field(ge=1, le=50)
+    """One Korus reservation item. An offer may bundle several tickets: `quantity` counts
+    offers, and `ticketSessions` holds one entry per ticket of the offer for each unit,
+    in ticket order (quantity x tickets-of-the-offer entries; korus-api.md)."""
+
+    offer: Iri = Field(description="The offer's IRI.")
+    quantity: int = Field(ge=1, le=50, description="How many units of the offer (not tickets).")
     ticket_sessions: list[TicketSession] = Field(
-        alias="ticketSessions", min_length=1, max_length=50
+        alias="ticketSessions",
+        min_length=1,
+        max_length=200,
+        description="One entry per ticket of the offer for each unit, in ticket order: "
+        "quantity x (tickets of the offer) entries. A bundle offer of two tickets with "
+        "quantity 2 takes [t1, t2, t1, t2].",
     )
 
     @model_validator(mode="after")
-    def _one_session_per_ticket(self) -> ReservationItem:
-        if len(self.ticket_sessions) != self.quantity:
-            raise ValueError("ticketSessions must hold one entry per ticket (quantity)")
+    def _tickets_of_the_offer_per_unit(self) -> ReservationItem:
+        count, units = len(self.ticket_sessions), self.quantity
+        if count % units:
+            raise ValueError(
+                "ticketSessions must hold one entry per ticket of the offer for each unit "
+                f"(a multiple of quantity {units}); got {count}"
+            )
+        per_unit = count // units
+        first = [entry.ticket for entry in self.ticket_sessions[:per_unit]]
+        for unit in range(1, units):
+            tickets = self.ticket_sessions[unit * per_unit : (unit + 1) * per_unit]
+            if [entry.ticket for entry in tickets] != first:
+                raise ValueError(
+                    f"ticketSessions of unit {unit + 1} must list the same tickets, in the "
+                    "same order, as unit 1"
+                )
         return self
 
     def korus_json(self) -> dict[str, Any]:

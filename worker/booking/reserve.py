@@ -45,7 +45,7 @@ def held_from(result: BulkReservationResult) -> list[HeldReservation]:
         held.append(
             HeldReservation(
                 id=reservation.id,
-                iri=reservation.iri or f"/v1/booking/reservations/{reservation.id}",
+                iri=reservation.real_iri or f"/v1/booking/reservations/{reservation.id}",
                 expires_at=reservation.expires_at,
                 total_incl_tax=reservation.total_amount_incl_tax or Decimal("0"),
                 offer=iri_of(reservation.items[0].offer) if reservation.items else None,
@@ -94,7 +94,7 @@ def reserve(ctx: StepContext, booking_id: str, task_id: str | None) -> None:
             after_transition(booking, started.entered, ctx.enqueue)
         return
     try:
-        result = ctx.korus.reserve(booking.items)
+        result = ctx.korus.reserve(booking.items, language=booking.language)
     except KorusRejectedError as error:
         failed = [
             {"propertyPath": v.property_path, "message": v.message, "code": v.code}

@@ -43,7 +43,7 @@ class PaymentView(View):
 
 
 class TicketView(View):
-    id: str
+    id: str | None = None  # None while Korus has given the ticket only as a blank node
     voucher: str | None = None
     status: str | None = None
     seating: dict[str, Any] | None = None

@@ -3,7 +3,6 @@
 from worker.korus.auth import SharedTokenProvider, StaticTokenProvider, TokenProvider
 from worker.korus.client import KorusClient
 from worker.korus.errors import (
-    ALREADY_ORDERED_CODE,
     RESERVATION_EXPIRED_CODE,
     KorusAuthError,
     KorusClientError,
@@ -13,6 +12,8 @@ from worker.korus.errors import (
     KorusOutcomeUnknownError,
     KorusRejectedError,
     KorusTransientError,
+    KorusUnreadableAnswerError,
+    KorusUnreadableWriteError,
     Violation,
 )
 from worker.korus.iris import iri_of, last_segment, path_segment, reservation_iri
@@ -50,7 +51,6 @@ from worker.korus.pages import Page, PageView, iter_pages
 from worker.korus.transport import shared_session
 
 __all__ = [
-    "ALREADY_ORDERED_CODE",
     "RESERVATION_EXPIRED_CODE",
     "Availability",
     "Beneficiary",
@@ -73,6 +73,8 @@ __all__ = [
     "KorusOutcomeUnknownError",
     "KorusRejectedError",
     "KorusTransientError",
+    "KorusUnreadableAnswerError",
+    "KorusUnreadableWriteError",
     "Offer",
     "OfferTicket",
     "Order",

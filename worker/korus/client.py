@@ -2,20 +2,27 @@
 
 The client never retries (except the single token refresh on a 401, in the transport):
 it raises an error of `worker.korus.errors` and the Celery task decides. Methods accept a
-resource id or its IRI wherever convenient.
+resource id or its IRI wherever convenient. Booking calls take an optional `language`
+(the booking's), sent as Accept-Language.
+
+An answer that does not fit its model raises `KorusUnreadableAnswerError` (a transient
+kind, so it is retried with backoff) after a log line and an alert naming the call and
+the failing field paths, never the values (they may be a customer's data).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import requests
 from pydantic import BaseModel, ValidationError
 
+from worker.alerts import alert
 from worker.korus.auth import SharedTokenProvider, StaticTokenProvider, TokenProvider
-from worker.korus.errors import KorusClientError, KorusOutcomeUnknownError
+from worker.korus.errors import KorusUnreadableAnswerError, KorusUnreadableWriteError
 from worker.korus.iris import path_segment as _seg
 from worker.korus.iris import reservation_iri
 from worker.korus.models import (
@@ -41,11 +48,14 @@ from worker.korus.models import (
 from worker.korus.pages import Page, iter_pages
 from worker.korus.stats import CallObserver, RedisCallStats
 from worker.korus.transport import Transport
+from worker.observability import current_booking_id
 
 if TYPE_CHECKING:
     import redis
 
     from worker.settings import Settings
+
+log = logging.getLogger("worker.korus")
 
 M = TypeVar("M", bound=BaseModel)
 K = TypeVar("K", bound=KorusModel)
@@ -120,29 +130,35 @@ class KorusClient:
 
     # -- plumbing -------------------------------------------------------------------
 
-    def _get(self, model: type[M], path: str, params: Mapping[str, Any] | None = None) -> M:
-        return self._parse(model, self.transport.request("GET", path, params=params), "GET", path)
+    def _get(
+        self,
+        model: type[M],
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        language: str | None = None,
+    ) -> M:
+        data = self.transport.request("GET", path, params=params, language=language)
+        return parse_answer(model, data, "GET", path)
 
-    def _write(self, model: type[M], method: str, path: str, body: Any) -> M:
-        return self._parse(model, self.transport.request(method, path, body=body), method, path)
+    def _write(
+        self, model: type[M], method: str, path: str, body: Any, language: str | None = None
+    ) -> M:
+        data = self.transport.request(method, path, body=body, language=language)
+        return parse_answer(model, data, method, path)
 
-    @staticmethod
-    def _parse(model: type[M], data: Any, method: str, path: str) -> M:
-        try:
-            return model.model_validate(data if data is not None else {})
-        except ValidationError as error:
-            # A write that answered 2xx took effect; only its answer is unexpected.
-            kind = KorusClientError if method == "GET" else KorusOutcomeUnknownError
-            message = f"unexpected answer shape: {error.error_count()} errors"
-            raise kind(message, method=method, path=path, body_excerpt=str(data)[:500]) from error
-
-    def _all(self, model: type[K], path: str, params: Mapping[str, Any] | None = None) -> list[K]:
+    def _all(
+        self,
+        model: type[K],
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        language: str | None = None,
+    ) -> list[K]:
         query = {"itemsPerPage": 50, **(params or {})}
-        first = self._get(Page[model], path, query)  # type: ignore[valid-type]
+        first = self._get(Page[model], path, query, language)  # type: ignore[valid-type]
         return list(
             iter_pages(
                 first,
-                lambda next_iri: self._get(Page[model], next_iri),  # type: ignore[valid-type]
+                lambda next_iri: self._get(Page[model], next_iri, None, language),  # type: ignore[valid-type]
                 max_pages=MAX_PAGES,
             )
         )
@@ -210,7 +226,10 @@ class KorusClient:
     # -- reservations ---------------------------------------------------------------
 
     def reserve(
-        self, items: Iterable[ReservationRequestItem | Mapping[str, Any]]
+        self,
+        items: Iterable[ReservationRequestItem | Mapping[str, Any]],
+        *,
+        language: str | None = None,
     ) -> BulkReservationResult:
         """POST reservations/_bulk: hold tickets. Some, all or none items may succeed:
         successes are `reservations` (each with its own `expiresAt`), failures `failed`
@@ -233,7 +252,9 @@ class KorusClient:
         }
         if not body["items"]:
             raise ValueError("at least one reservation item is needed")
-        return self._write(BulkReservationResult, "POST", "/v1/booking/reservations/_bulk", body)
+        return self._write(
+            BulkReservationResult, "POST", "/v1/booking/reservations/_bulk", body, language
+        )
 
     def get_reservation(self, reservation_id: str) -> Reservation:
         return self._get(Reservation, reservation_iri(reservation_id))
@@ -245,6 +266,8 @@ class KorusClient:
         reservation_iris: Sequence[str],
         customer: Customer | Mapping[str, Any],
         external_reference: str,
+        *,
+        language: str | None = None,
     ) -> BulkOrderResult:
         """POST orders/_bulk: turn reservations into orders (one per reservation).
 
@@ -252,9 +275,10 @@ class KorusClient:
         - KorusOutcomeUnknownError (read timeout, dropped connection, 5xx): the orders MAY
           exist. Reconcile with `find_orders(external_reference)`; never call
           create_orders again blindly.
-        - KorusRejectedError (422): `.already_ordered` means an earlier call succeeded
-          (reconcile, never refund); `.reservation_expired` means nothing can be ordered.
-          Reconcile through find_orders before giving any 422 up.
+        - KorusRejectedError (422): only `.reservation_expired` is documented (nothing can
+          be ordered). What Korus answers to a second order of a reservation is not
+          documented: reconcile every 422 through find_orders before giving it up.
+        - A 200 may list `failedOrders`: reconcile those too (the listing may lag).
         - KorusNotSentError, or KorusTransientError with status 429: nothing was ordered;
           safe to call again.
         Raises ValueError, before sending, if external_reference is not 1-50 characters.
@@ -269,19 +293,19 @@ class KorusClient:
             ),
             "externalReference": external_reference,
         }
-        return self._write(BulkOrderResult, "POST", "/v1/booking/orders/_bulk", body)
+        return self._write(BulkOrderResult, "POST", "/v1/booking/orders/_bulk", body, language)
 
-    def find_orders(self, external_reference: str) -> list[Order]:
+    def find_orders(self, external_reference: str, *, language: str | None = None) -> list[Order]:
         """Every order made under `external_reference` (all pages): the reconciliation path.
 
         Raises KorusClientError rather than return a truncated listing (over 5,000 orders).
         """
         _check_reference(external_reference)
         params = {"external_reference": external_reference}
-        return self._all(Order, "/v1/booking/orders", params)
+        return self._all(Order, "/v1/booking/orders", params, language)
 
-    def get_order(self, order_id: str) -> Order:
-        return self._get(Order, f"/v1/booking/orders/{_seg(order_id)}")
+    def get_order(self, order_id: str, *, language: str | None = None) -> Order:
+        return self._get(Order, f"/v1/booking/orders/{_seg(order_id)}", None, language)
 
     def set_beneficiary(
         self,
@@ -289,6 +313,8 @@ class KorusClient:
         item_id: str,
         ticket_id: str,
         beneficiary: Beneficiary | Mapping[str, Any],
+        *,
+        language: str | None = None,
     ) -> OrderTicket:
         """PATCH an order ticket's beneficiary (merge-patch; same body twice is harmless).
 
@@ -303,14 +329,26 @@ class KorusClient:
             if isinstance(beneficiary, Beneficiary)
             else dict(beneficiary)
         )
-        return self._write(OrderTicket, "PATCH", path, {"beneficiary": data})
+        return self._write(OrderTicket, "PATCH", path, {"beneficiary": data}, language)
 
     # -- documents ------------------------------------------------------------------
 
-    def list_documents(self, order_id: str) -> list[DocumentRef]:
-        return self._all(DocumentRef, f"/v1/booking/orders/{_seg(order_id)}/documents")
+    def list_documents(self, order_id: str, *, language: str | None = None) -> list[DocumentRef]:
+        """The order's documents known so far. The listing may lag behind the document
+        IRIs of the order answer: an empty or partial listing means "not ready yet"."""
+        path = f"/v1/booking/orders/{_seg(order_id)}/documents"
+        return self._all(DocumentRef, path, None, language)
 
-    def get_document_url(self, order_id: str, document_id: str) -> DocumentUrl:
+    def get_document(
+        self, order_id: str, document_id: str, *, language: str | None = None
+    ) -> DocumentRef:
+        """`GET /v1/booking/orders/{o}/documents/{d}`: one document (`downloadableAt`)."""
+        path = f"/v1/booking/orders/{_seg(order_id)}/documents/{_seg(document_id)}"
+        return self._get(DocumentRef, path, None, language)
+
+    def get_document_url(
+        self, order_id: str, document_id: str, *, language: str | None = None
+    ) -> DocumentUrl:
         """PATCH a document with `{}` to get a temporary download URL (lapses; see expires_at).
 
         Errors: KorusRejectedError with `.not_yet_downloadable` (before `downloadableAt`)
@@ -318,4 +356,33 @@ class KorusClient:
         KorusOutcomeUnknownError: nothing is lost; asking again is safe.
         """
         path = f"/v1/booking/orders/{_seg(order_id)}/documents/{_seg(document_id)}"
-        return self._write(DocumentUrl, "PATCH", path, {})
+        return self._write(DocumentUrl, "PATCH", path, {}, language)
+
+
+def _field_path(loc: tuple[int | str, ...]) -> str:
+    """`("orders", 0, "customer")` -> `orders[0].customer` (names and indexes only)."""
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(root)"
+
+
+def parse_answer(model: type[M], data: Any, method: str, path: str) -> M:
+    """Read a 2xx answer into `model`, or log, alert and raise KorusUnreadableAnswerError.
+
+    The log line and the alert name the call and the field paths that failed, with the
+    error kind, never a value: answers carry customers' names, emails and phones.
+    """
+    try:
+        return model.model_validate(data if data is not None else {})
+    except ValidationError as error:
+        fields = tuple(
+            f"{_field_path(item['loc'])} ({item['type']})" for item in error.errors()[:20]
+        )
+        message = f"unreadable {model.__name__} answer: {'; '.join(fields)}"
+        log.error("%s %s: %s", method, path, message)
+        alert("korus_unreadable_answer", current_booking_id(), f"{method} {path}: {message}")
+        # A write that answered 2xx took effect; only its answer is unexpected.
+        kind = KorusUnreadableAnswerError if method == "GET" else KorusUnreadableWriteError
+        # No body excerpt: it would carry the customer's data into logs and Sentry.
+        raise kind(message, method=method, path=path, fields=fields) from error

@@ -3,9 +3,12 @@
     KorusError
     ├── KorusTransientError        retry with backoff (timeouts, connection errors, 429, 5xx)
     │   ├── KorusNotSentError      the request never left this process: always safe to retry
-    │   └── KorusOutcomeUnknownError  a state-changing request was (maybe) sent and its answer
-    │                              lost or a 5xx came back: it may have taken effect. Never
-    │                              retry it blindly; reconcile first.
+    │   ├── KorusOutcomeUnknownError  a state-changing request was (maybe) sent and its answer
+    │   │   │                      lost or a 5xx came back: it may have taken effect. Never
+    │   │   │                      retry it blindly; reconcile first.
+    │   │   └── KorusUnreadableWriteError  a write answered 2xx in a shape we cannot read
+    │   └── KorusUnreadableAnswerError  a 2xx answer we cannot read (logged with the field
+    │                              paths, alerted): retried like any transient error
     ├── KorusRejectedError         422 ConstraintViolationList (permanent), with violations
     ├── KorusNotFoundError         404
     ├── KorusAuthError             401/403 (after one token refresh)
@@ -20,12 +23,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-# Documented code of "the reservation has expired" (korus-api.md).
+# Documented code of "the reservation has expired" (korus-api.md). It is the only 422
+# the worker gives a meaning to: what Korus answers to a second order of a reservation
+# is not documented, so no other code takes part in a decision.
 RESERVATION_EXPIRED_CODE = "d53a91b0-def3-426a-83d7-269da7ab4200"
-# Not documented by Korus; the sandbox uses this path suffix and code for "already
-# ordered". The worker never relies on it alone: any 422 on an order call is reconciled
-# through the orders listing before the booking is given up.
-ALREADY_ORDERED_CODE = "6e0f3f0c-7b6a-4c39-9a55-bb2f2b1d5c7e"
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,24 @@ class KorusOutcomeUnknownError(KorusTransientError):
 
 
 @dataclass
+class KorusUnreadableAnswerError(KorusTransientError):
+    """A 2xx answer that does not fit the model, even read as leniently as documented.
+
+    `fields` holds the dotted paths of the fields that failed (never their values, which
+    may be personal data). Retried with backoff like a transient error: Korus may answer
+    readably next time, and the alert tells a person to look if it does not.
+    """
+
+    fields: tuple[str, ...] = ()
+
+
+@dataclass
+class KorusUnreadableWriteError(KorusUnreadableAnswerError, KorusOutcomeUnknownError):
+    """The unreadable answer of a state-changing call: the call took effect, so it is
+    also an outcome-unknown error (reconcile, never resend blindly)."""
+
+
+@dataclass
 class KorusRejectedError(KorusError):
     """422 ConstraintViolationList. Permanent for this request."""
 
@@ -93,12 +112,6 @@ class KorusRejectedError(KorusError):
         return any(
             v.property_path.endswith(".expired") or v.code == RESERVATION_EXPIRED_CODE
             for v in self.violations
-        )
-
-    @property
-    def already_ordered(self) -> bool:
-        return self.has_path_suffix(".alreadyOrdered") or any(
-            v.code == ALREADY_ORDERED_CODE for v in self.violations
         )
 
     @property

@@ -3,21 +3,32 @@
 Every model keeps unknown fields (`extra="allow"`), takes camelCase or snake_case names,
 and treats every field it does not strictly need as optional: Korus may add fields, and
 the documentation is silent on many shapes. Money is `Decimal`; datetimes are aware (a
-naive one is read as UTC). References to other resources are IRIs (`/v1/...`) or, when
-Korus embeds them, objects; `iri_of` reads either.
+naive one is read as UTC) and any offset is accepted. References to other resources are
+IRIs (`/v1/...`) or, when Korus embeds them, objects; `iri_of` reads either.
+
+What the documented examples (`korus-examples/`) require, handled once in `KorusModel`:
+- an object-valued field may be `{}`, `[]` (an empty JSON-LD object serialised as an
+  array, e.g. `"customer": []`), `null` or missing: `[]` and `null` read as "absent";
+- a list-valued field may be `null` or missing: read as `[]`;
+- collection keys come plain (`member`) or prefixed (`hydra:member`): both read the same.
+Nothing here looks at `@context` or `@type`; `@id` may be a blank node
+(`/.well-known/genid/...`), which `Resource.real_iri` never returns.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from typing import Annotated, Any
+from types import UnionType
+from typing import Annotated, Any, Union, get_args, get_origin
 from urllib.parse import parse_qs, urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
-from worker.korus.iris import Ref, iri_of
+from worker.korus.iris import Ref, iri_of, is_blank_node
+
+HYDRA_PREFIX = "hydra:"
 
 
 def _aware(value: dt.datetime) -> dt.datetime:
@@ -27,8 +38,44 @@ def _aware(value: dt.datetime) -> dt.datetime:
 AwareDatetime = Annotated[dt.datetime, AfterValidator(_aware)]
 
 
+def _is_list_field(annotation: Any) -> bool:
+    origin = get_origin(annotation)
+    if origin is list:
+        return True
+    if origin in (Union, UnionType):
+        return any(_is_list_field(arg) for arg in get_args(annotation) if arg is not type(None))
+    return False
+
+
 class KorusModel(BaseModel):
     model_config = ConfigDict(extra="allow", populate_by_name=True, alias_generator=to_camel)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _documented_variants(cls, data: Any) -> Any:
+        """`hydra:`-prefixed keys, `[]`/`null` for an empty object, `null` for a list."""
+        if not isinstance(data, dict):
+            return data
+        fields = cls.model_fields
+        names: dict[str, bool] = {}
+        for name, info in fields.items():
+            is_list = _is_list_field(info.annotation)
+            names[name] = is_list
+            if info.alias:
+                names[info.alias] = is_list
+        out: dict[str, Any] = {}
+        for key, value in data.items():
+            if isinstance(key, str) and key.startswith(HYDRA_PREFIX):
+                plain = key[len(HYDRA_PREFIX) :]
+                if plain in names and plain not in data:
+                    key = plain
+            if key in names:
+                if names[key] and value is None:
+                    continue  # a null list: the default []
+                if not names[key] and isinstance(value, list) and not value:
+                    continue  # `[]` for an empty object: absent
+            out[key] = value
+        return out
 
     def to_json_body(self) -> dict[str, Any]:
         """The request body Korus expects: camelCase names, no unset optional fields."""
@@ -41,6 +88,11 @@ class Resource(KorusModel):
     iri: str | None = Field(default=None, alias="@id")
     type_: str | None = Field(default=None, alias="@type")
     id: str | None = None
+
+    @property
+    def real_iri(self) -> str | None:
+        """`@id` unless it is a blank node: the only IRI a path may be built from."""
+        return None if self.iri is None or is_blank_node(self.iri) else self.iri
 
 
 # -- catalog -------------------------------------------------------------------------
@@ -251,7 +303,10 @@ class Order(Resource):
 
     @property
     def document_iris(self) -> list[str]:
-        return [iri for iri in (iri_of(doc) for doc in self.documents) if iri]
+        """The documents the order names (real IRIs only: a blank node names nothing)."""
+        return [
+            iri for iri in (iri_of(doc) for doc in self.documents) if iri and not is_blank_node(iri)
+        ]
 
 
 class BulkOrderResult(KorusModel):

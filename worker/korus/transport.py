@@ -258,20 +258,24 @@ class Transport:
         *,
         params: Mapping[str, Any] | None = None,
         body: Any = None,
+        language: str | None = None,
     ) -> Any:
         """Send once (twice only after a 401 with a refreshed token); return parsed JSON.
 
         A 401 means the request was not processed, so repeating it, even a POST, is safe.
+        `language` (a booking's language) is sent as Accept-Language instead of the
+        client's default.
         """
         method = method.upper()
         token = self.tokens.token()
-        response = self._send(method, path, params, body, token)
+        language = language or self.language
+        response = self._send(method, path, params, body, token, language)
         if response.status_code == 401:
             response.close()
             self.tokens.invalidate(token)
             fresh = self.tokens.token()
             if fresh != token:  # a static token would only be refused again
-                response = self._send(method, path, params, body, fresh)
+                response = self._send(method, path, params, body, fresh, language)
         return self._result(response, method, path)
 
     def _send(
@@ -281,10 +285,11 @@ class Transport:
         params: Mapping[str, Any] | None,
         body: Any,
         token: str,
+        language: str,
     ) -> requests.Response:
         headers = {
             "Accept": JSON_LD,
-            "Accept-Language": self.language,
+            "Accept-Language": language,
             "Authorization": f"Bearer {token}",
         }
         data: bytes | None = None

@@ -1,4 +1,4 @@
-"""The seeded catalog: one catalog "Sandbox Parks" with seven products, one offer each.
+"""The seeded catalog: one catalog "Sandbox Parks" with eight products, one offer each.
 
 Ids are deterministic for a given seed (same seed, same IRIs), so tests and demos can be
 replayed; dates are relative to the day the sandbox starts (offers are always in the
@@ -14,6 +14,11 @@ future). The catalog itself never changes while the sandbox runs; inventory live
 | Late Documents Tour   | dateAccess   | 30.00  | 1,000               | documents after a delay    |
 | Broken Subsystem Ride | dateAccess   | 50.00  | 1,000               | its sub-system always fails|
 | Guided Tour With Form | dateAccess   | 15.00  | 1,000               | form "Visitor last name"   |
+| Park And Show Bundle  | 2 (see below)| 80.00  | 1,000; 300 per session | a bundle of two tickets |
+
+The last one is shaped like the documented booking request (korus-examples): one offer
+made of two tickets, the first without a session, the second with sessions (and a seat).
+`quantity` counts units of the offer; each unit holds one of each of its tickets.
 """
 
 from __future__ import annotations
@@ -46,6 +51,8 @@ class ProductSpec:
     subsystem_fails: bool = False
     form: bool = False
     seated: bool = False
+    # A bundle: a date-access entry ticket plus a seated show ticket with sessions.
+    bundle: bool = False
 
 
 PRODUCTS: tuple[ProductSpec, ...] = (
@@ -56,6 +63,9 @@ PRODUCTS: tuple[ProductSpec, ...] = (
     ProductSpec("Late Documents Tour", "30.00", 1_000, late_documents=True),
     ProductSpec("Broken Subsystem Ride", "50.00", 1_000, subsystem_fails=True),
     ProductSpec("Guided Tour With Form", "15.00", 1_000, form=True),
+    ProductSpec(
+        "Park And Show Bundle", "80.00", 1_000, session_inventory=300, session_count=3, bundle=True
+    ),
 )
 
 
@@ -92,6 +102,7 @@ class Ticket:
     date_access: bool
     form: Form | None
     sessions: tuple[Session, ...]
+    seated: bool = False
 
 
 @dataclass(frozen=True)
@@ -115,6 +126,10 @@ class Offer:
     @property
     def availability_check_required(self) -> bool:
         return self.spec.session_count > 0 or self.inventory < 100
+
+    @property
+    def seated(self) -> bool:
+        return any(ticket.seated for ticket in self.tickets)
 
 
 @dataclass(frozen=True)
@@ -184,6 +199,12 @@ def build_catalog(seed: int = 0, now: float | None = None) -> Catalog:
         offer_iri = f"{catalog_iri}/offers/{offer_id}"
         date = float(today + (30 + position) * _DAY)
         product = Product(new_id(), spec.name, f"{spec.name} (Korus sandbox product)")
+        tickets: list[Ticket] = []
+        if spec.bundle:
+            entry_id = new_id()
+            tickets.append(
+                Ticket(entry_id, f"{offer_iri}/tickets/{entry_id}", "Park entry", True, None, ())
+            )
         ticket_id = new_id()
         ticket_iri = f"{offer_iri}/tickets/{ticket_id}"
         sessions = tuple(
@@ -191,7 +212,9 @@ def build_catalog(seed: int = 0, now: float | None = None) -> Catalog:
             for slot in range(spec.session_count)
         )
         form = _form(new_id(), new_id()) if spec.form else None
-        ticket = Ticket(ticket_id, ticket_iri, "Adult", not sessions, form, sessions)
+        name = "Show" if spec.bundle else "Adult"
+        seated = spec.seated or spec.bundle
+        tickets.append(Ticket(ticket_id, ticket_iri, name, not sessions, form, sessions, seated))
         offers.append(
             Offer(
                 offer_id,
@@ -200,7 +223,7 @@ def build_catalog(seed: int = 0, now: float | None = None) -> Catalog:
                 Decimal(spec.price),
                 spec.inventory,
                 product,
-                (ticket,),
+                tuple(tickets),
                 spec,
             )
         )

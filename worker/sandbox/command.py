@@ -14,6 +14,7 @@ import click
 
 from worker.sandbox.faults import FaultRule, parse_fault_spec
 from worker.sandbox.server import KORUS_ENDPOINTS, SandboxConfig, start_sandbox
+from worker.sandbox.shapes import SHAPES
 
 
 def _parse_faults(
@@ -74,6 +75,15 @@ def _parse_faults(
     help="Seeds the catalog ids and the fault draws.",
 )
 @click.option(
+    "--shapes",
+    type=click.Choice(SHAPES),
+    default="documented",
+    show_default=True,
+    help="Answer shapes: those of the Korus documentation's examples, or a random mix of "
+    "the tolerated variants ([]/null/missing empty objects, hydra: prefixes, other "
+    "offsets, unknown fields).",
+)
+@click.option(
     "--fault",
     "faults",
     multiple=True,
@@ -91,6 +101,7 @@ def sandbox(
     token_lifetime: float,
     documents_delay: float,
     seed: int,
+    shapes: str,
     faults: list[FaultRule],
 ) -> None:
     """Run the Korus sandbox (a local Korus Ticket API simulator) until interrupted."""
@@ -103,6 +114,7 @@ def sandbox(
         token_lifetime_seconds=token_lifetime,
         documents_delay_seconds=documents_delay,
         seed=seed,
+        shapes=shapes,
         faults=list(faults),
     )
     stop = threading.Event()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import threading
 from dataclasses import dataclass, field
 
@@ -19,3 +20,7 @@ class SandboxContext:
     stopping: threading.Event = field(default_factory=threading.Event)
     # The URL the sandbox listens on (for links when a request carries no Host header).
     base_url: str = ""
+    # Answer shapes: "documented" or "varied" (worker/sandbox/shapes.py).
+    shapes: str = "documented"
+    shapes_rng: random.Random = field(default_factory=random.Random)
+    shapes_lock: threading.Lock = field(default_factory=threading.Lock)

@@ -18,6 +18,7 @@ import hashlib
 import hmac
 import re
 import secrets
+import time
 from datetime import date
 from typing import Any
 
@@ -127,9 +128,27 @@ def _is_date(value: str) -> bool:
     return len(value) == 10
 
 
+def _listed(state: SandboxState, order: Order) -> bool:
+    """False while the document listing lags behind a young order (sandbox rule)."""
+    return order.created_at <= time.time() - state.config.documents_listing_lag_seconds
+
+
 def list_documents(state: SandboxState, order_id: str) -> list[dict[str, Any]]:
     with state.lock:
-        return [render_document(document) for document in _order(state, order_id).documents]
+        order = _order(state, order_id)
+        if not _listed(state, order):
+            return []
+        return [render_document(document) for document in order.documents]
+
+
+def get_document(state: SandboxState, order_id: str, document_id: str) -> dict[str, Any]:
+    """`GET .../documents/{d}`: the document as listed (404 for an unknown one)."""
+    with state.lock:
+        order = _order(state, order_id)
+        document = next((d for d in order.documents if d.id == document_id), None)
+        if document is None or not _listed(state, order):
+            raise ApiError(404, "Not Found")
+        return render_document(document)
 
 
 def document_link(

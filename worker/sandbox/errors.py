@@ -16,8 +16,10 @@ from typing import Any
 # Documented by Korus (korus-api.md): ordering an expired reservation.
 RESERVATION_EXPIRED_CODE = "d53a91b0-def3-426a-83d7-269da7ab4200"
 RESERVATION_EXPIRED_MESSAGE = "La réservation a expiré"
-# Sandbox codes (Korus documents none for these); worker/korus/errors.py knows the first.
-ALREADY_ORDERED_CODE = "6e0f3f0c-7b6a-4c39-9a55-bb2f2b1d5c7e"
+# The sandbox's own rule for a second order of a reservation (Korus documents no answer):
+# deliberately not a UUID, so nobody mistakes it for a Korus code. The worker ignores it.
+SANDBOX_ALREADY_ORDERED_CODE = "sandbox-rule:already-ordered"
+# Sandbox codes (Korus documents none for these).
 NOT_BLANK_CODE = "c1051bb4-d103-4f74-8988-acbcafc7fdc3"  # Symfony NotBlank
 INVALID_IRI_CODE = "4cf2f4e1-6d39-4b7c-9b0e-2f0a5d8c3a11"
 NOT_ENOUGH_AVAILABILITY_CODE = "8a1b2c3d-4e5f-4a6b-9c7d-0e1f2a3b4c5d"
@@ -71,7 +73,7 @@ class ViolationsError(Exception):
 def error_body(status: int, detail: str, instance: str | None) -> dict[str, Any]:
     """The documented 400/401/403/404 body (used for every non-422 error)."""
     return {
-        "@context": "/v1/contexts/Error",
+        "@context": "/contexts/Error",
         "@id": f"/v1/errors/{status}",
         "@type": "Error",
         "title": "An error occurred",
@@ -88,8 +90,8 @@ def violations_body(violations: Sequence[Violation]) -> dict[str, Any]:
     detail = "\n".join(f"{v.property_path}: {v.message}" for v in violations)
     first_code = violations[0].code if violations else INVALID_VALUE_CODE
     return {
-        "@context": "/v1/contexts/ConstraintViolationList",
-        "@id": f"/v1/validation_errors/{first_code}",
+        "@context": "/contexts/ConstraintViolationList",
+        "@id": f"/validation_errors/{first_code}",
         "@type": "ConstraintViolationList",
         "status": 422,
         "violations": [v.to_json() for v in violations],

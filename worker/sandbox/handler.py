@@ -13,6 +13,7 @@ Guarantees:
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import math
 import os
@@ -25,8 +26,10 @@ from urllib.parse import parse_qs, urlsplit
 from worker.sandbox.errors import ApiError, ViolationsError, error_body, reason, violations_body
 from worker.sandbox.httpkit import Request, Response, Route, json_response
 from worker.sandbox.routes_auth import check_bearer
+from worker.sandbox.shapes import vary
 
 if TYPE_CHECKING:
+    from worker.sandbox.context import SandboxContext
     from worker.sandbox.server import SandboxHttpServer
 
 logger = logging.getLogger("worker.sandbox")
@@ -41,6 +44,17 @@ class _FramingError(Exception):
         super().__init__(detail)
         self.status = status
         self.detail = detail
+
+
+def _varied(ctx: SandboxContext, response: Response) -> Response:
+    """A 2xx JSON answer in one of the tolerated variants (`--shapes varied`)."""
+    if not 200 <= response.status < 300 or not response.body:
+        return response
+    with ctx.shapes_lock:  # one Random shared by the server threads
+        payload = vary(json.loads(response.body), ctx.shapes_rng)
+    varied = json_response(response.status, payload, response.content_type)
+    varied.headers = response.headers
+    return varied
 
 
 def error_response(error: ApiError, path: str | None) -> Response:
@@ -144,7 +158,10 @@ class SandboxHandler(BaseHTTPRequestHandler):
         try:
             if route.auth:
                 check_bearer(ctx, request)
-            return route.handler(ctx, request)
+            response = route.handler(ctx, request)
+            if ctx.shapes == "varied" and request.path.startswith("/v1/"):
+                return _varied(ctx, response)
+            return response
         except ApiError as error:
             return error_response(error, request.path)
         except ViolationsError as error:

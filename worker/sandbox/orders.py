@@ -4,10 +4,15 @@ Guarantees:
 - Body problems: wrong JSON type → 400; missing customer name/email, bad email, missing
   or over-long (> 255) externalReference, empty reservation list → 422.
 - Under the state lock, in one critical section: every listed reservation is checked
-  (unknown or foreign IRI, listed twice, already ordered → `reservations[i].alreadyOrdered`,
-  lapsed → `reservations[i].expired` with Korus' documented message and code), and only
-  if all pass is one order created per reservation. So a repeated call after a lost
-  answer gets the 422 `alreadyOrdered`, and two racing calls cannot both order.
+  (unknown or foreign IRI, listed twice, already ordered, lapsed →
+  `reservations[i].expired` with Korus' documented message and code), and only if all
+  pass is one order created per reservation. So two racing calls cannot both order.
+- What Korus answers to a second order of a reservation is NOT documented. The sandbox's
+  own rule refuses it with a 422 whose violation is marked as such
+  (`reservations[i].sandboxAlreadyOrdered`, code `sandbox-rule:already-ordered`, message
+  starting "[sandbox rule]"); the worker gives it no meaning (it reconciles every 422).
+- The answer has the documented shape: inline `@context`, `"customer": []`, order items
+  and tickets as blank nodes, documents as IRIs (see booking_views.render_order).
 - An order is immediately `confirmed`; its reservation's `order` names it and the hold
   no longer lapses.
 """
@@ -19,19 +24,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from worker.sandbox import validation as v
-from worker.sandbox.booking_views import render_order
+from worker.sandbox.booking_views import bulk_context, render_order
 from worker.sandbox.catalog import BENEFICIARY_FIELDS
 from worker.sandbox.errors import (
-    ALREADY_ORDERED_CODE,
     INVALID_IRI_CODE,
     INVALID_VALUE_CODE,
     RESERVATION_EXPIRED_CODE,
     RESERVATION_EXPIRED_MESSAGE,
+    SANDBOX_ALREADY_ORDERED_CODE,
     TOO_LONG_CODE,
     Violation,
     ViolationsError,
 )
-from worker.sandbox.ids import random_digits, random_hex, uuid7
+from worker.sandbox.ids import genid, random_digits, random_hex, uuid7
 from worker.sandbox.state import (
     Document,
     Order,
@@ -127,7 +132,13 @@ def place_orders(state: SandboxState, request: OrderRequest, now: float) -> dict
         orders = [_new_order(state, reservation, request, now) for reservation in targets]
         for order in orders:
             state.add_order(order)
-        return {"orders": [render_order(order) for order in orders], "failedOrders": []}
+        # The documented answer has no `failedOrders` key when nothing failed.
+        return {
+            "@context": bulk_context("CreateOrderBulkOutput", "orders"),
+            "@type": "CreateOrderBulkOutput",
+            "@id": genid(),
+            "orders": [render_order(state, order, full=False) for order in orders],
+        }
 
 
 def _orderable(state: SandboxState, iris: tuple[str, ...]) -> list[Reservation]:
@@ -147,9 +158,10 @@ def _orderable(state: SandboxState, iris: tuple[str, ...]) -> list[Reservation]:
         elif reservation.order_id is not None:
             violations.append(
                 Violation(
-                    f"{path}.alreadyOrdered",
-                    "La réservation a déjà été commandée",
-                    ALREADY_ORDERED_CODE,
+                    f"{path}.sandboxAlreadyOrdered",
+                    "[sandbox rule] This reservation is already ordered (Korus documents "
+                    "no answer for this case).",
+                    SANDBOX_ALREADY_ORDERED_CODE,
                 )
             )
         elif reservation.expired:

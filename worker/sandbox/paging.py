@@ -1,7 +1,8 @@
 """Korus collections: `page` (from 1) and `itemsPerPage` (0 to 50, default 10).
 
 A bad `page`/`itemsPerPage` is a Korus-shaped 400. `view` links keep the other query
-parameters, so following `next` repeats the same filter.
+parameters, so following `next` repeats the same filter; a collection that fits on its
+first page has no `view` (as the documented document listing).
 """
 
 from __future__ import annotations
@@ -64,11 +65,15 @@ def collection(
         view["previous"] = link(min(page - 1, last))
     if page < last:
         view["next"] = link(page + 1)
-    return {
-        "@context": f"/v1/contexts/{type_name}",
+    answer: dict[str, Any] = {
+        "@context": f"/contexts/{type_name}",
         "@id": req.path,
         "@type": "Collection",
         "totalItems": total,
         "member": [render(item) for item in items[start : start + per_page]],
-        "view": view,
     }
+    if last > 1 or page > 1:
+        # A collection that fits one page comes without `view`, as the documented
+        # document listing does; a paged one links on.
+        answer["view"] = view
+    return answer

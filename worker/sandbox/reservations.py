@@ -2,9 +2,10 @@
 
 Guarantees:
 - The whole call is checked before anything is held (unknown IRI, missing or foreign
-  session, quantity not matching the ticketSessions, quantity above availability counted
-  over the whole call, missing form data): any problem is one 422 listing every
-  violation, and nothing is held.
+  session, ticketSessions not matching quantity x tickets-of-the-offer in ticket order
+  (the sandbox rule for bundles, korus-api.md), quantity above availability counted over
+  the whole call, missing form data): any problem is one 422 listing every violation,
+  and nothing is held.
 - The check and the holds run under the state lock in one critical section, so two
   concurrent calls can never oversell an offer, a session or a seat.
 - Each item becomes its own reservation (its own id and expiry); an item whose
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from worker.sandbox import validation as v
-from worker.sandbox.booking_views import render_reservation
+from worker.sandbox.booking_views import bulk_context, render_reservation
 from worker.sandbox.catalog import Offer, Session, Ticket
 from worker.sandbox.errors import (
     INVALID_IRI_CODE,
@@ -30,7 +31,7 @@ from worker.sandbox.errors import (
     Violation,
     ViolationsError,
 )
-from worker.sandbox.ids import uuid7
+from worker.sandbox.ids import genid, uuid7
 from worker.sandbox.state import HeldTicket, Reservation, SandboxState
 
 SUBSYSTEM_ERROR_CODE = "subsystem_error"
@@ -118,12 +119,20 @@ def reserve(state: SandboxState, items: list[RequestedItem], now: float) -> dict
                 )
                 continue
             for entry in held:
-                if offer.spec.seated:
+                if entry.ticket.seated:
                     entry.seat = state.take_seat(offer)
             reservation = Reservation(uuid7(), offer, held, now, now + state.config.hold_seconds)
             state.add_reservation(reservation)
             reservations.append(render_reservation(state, reservation))
-    return {"reservations": reservations, "failedReservations": failed}
+    return {
+        "@context": bulk_context(
+            "CreateReservationBulkOutput", "reservations", "failedReservations"
+        ),
+        "@type": "CreateReservationBulkOutput",
+        "@id": genid(),
+        "reservations": reservations,
+        "failedReservations": failed,
+    }
 
 
 def _check(state: SandboxState, items: list[RequestedItem]) -> list[tuple[Offer, list[HeldTicket]]]:
@@ -138,11 +147,13 @@ def _check(state: SandboxState, items: list[RequestedItem]) -> list[tuple[Offer,
         if offer is None:
             violations.append(_not_found(f"{item.path}.offer", item.offer or ""))
             continue
-        if item.quantity is not None and item.quantity != len(item.tickets):
+        per_unit = len(offer.tickets)
+        if item.quantity is not None and item.quantity * per_unit != len(item.tickets):
             violations.append(
                 Violation(
                     f"{item.path}.quantity",
-                    "The quantity must equal the number of ticketSessions.",
+                    "ticketSessions must hold one entry per ticket of the offer for each unit "
+                    f"(quantity x {per_unit}).",
                     QUANTITY_MISMATCH_CODE,
                 )
             )
@@ -154,8 +165,8 @@ def _check(state: SandboxState, items: list[RequestedItem]) -> list[tuple[Offer,
             )
             continue
         held: list[HeldTicket] = []
-        for requested in item.tickets:
-            entry = _check_ticket(state, offer, requested, violations)
+        for position, requested in enumerate(item.tickets):
+            entry = _check_ticket(state, offer, requested, violations, position % per_unit)
             if entry is not None:
                 held.append(entry)
                 if entry.session is not None:
@@ -163,7 +174,7 @@ def _check(state: SandboxState, items: list[RequestedItem]) -> list[tuple[Offer,
                     session_demand[session_id] += 1
                     if session_demand[session_id] == state.session_stock[session_id] + 1:
                         violations.append(_unavailable(f"{requested.path}.session"))
-        offer_demand[offer.id] += len(item.tickets)
+        offer_demand[offer.id] += max(0, item.quantity or 0)
         if offer_demand[offer.id] > state.offer_stock[offer.id]:
             violations.append(_unavailable(f"{item.path}.quantity"))
         resolved.append((offer, held))
@@ -173,13 +184,29 @@ def _check(state: SandboxState, items: list[RequestedItem]) -> list[tuple[Offer,
 
 
 def _check_ticket(
-    state: SandboxState, offer: Offer, requested: RequestedTicket, violations: list[Violation]
+    state: SandboxState,
+    offer: Offer,
+    requested: RequestedTicket,
+    violations: list[Violation],
+    slot: int,
 ) -> HeldTicket | None:
+    """`slot`: which ticket of the offer this entry stands for (entries follow ticket
+    order within each unit)."""
     found = state.catalog.ticket(requested.ticket or "")
     if found is None or found[0] is not offer:
         violations.append(_not_found(f"{requested.path}.ticket", requested.ticket or ""))
         return None
     ticket = found[1]
+    if ticket is not offer.tickets[slot]:
+        violations.append(
+            Violation(
+                f"{requested.path}.ticket",
+                f"Expected ticket {offer.tickets[slot].iri} here (one entry per ticket of the "
+                "offer, in ticket order, for each unit).",
+                QUANTITY_MISMATCH_CODE,
+            )
+        )
+        return None
     session = _check_session(state, ticket, requested, violations)
     form_values = _check_form(ticket, requested, violations)
     if form_values is None or (session is None and not ticket.date_access):

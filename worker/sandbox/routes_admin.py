@@ -21,6 +21,8 @@ _CONFIG_KEYS = {
     "token_lifetime_seconds": 0.0,
     "document_url_lifetime_seconds": 0.0,
     "documents_delay_seconds": -1.0,
+    "orders_listing_lag_seconds": -1.0,
+    "documents_listing_lag_seconds": -1.0,
 }
 
 
@@ -88,6 +90,18 @@ def catalog(ctx: SandboxContext, req: Request) -> Response:
             "offer": offer.iri,
             "tickets": [t.iri for t in offer.tickets],
             "sessions": [s.iri for t in offer.tickets for s in t.sessions],
+            # Per ticket of the offer, in ticket order: what one unit's ticketSessions
+            # entries need (a bundle offer has several).
+            "offerTickets": [
+                {
+                    "ticket": t.iri,
+                    "name": t.name,
+                    "sessions": [s.iri for s in t.sessions],
+                    "form": t.form.iri if t.form is not None else None,
+                    "formFields": [f.iri for f in t.form.fields] if t.form is not None else [],
+                }
+                for t in offer.tickets
+            ],
             "price": str(offer.price),
             "inventory": offer.inventory,
         }

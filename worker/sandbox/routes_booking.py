@@ -40,8 +40,7 @@ def _body(req: Request, *, patch: bool = False) -> object:
 
 def reserve_bulk(ctx: SandboxContext, req: Request) -> Response:
     items = reservations.parse_request(_body(req))
-    result = reservations.reserve(ctx.state, items, time.time())
-    return json_response(201, {"@context": "/v1/contexts/BookingReservation", **result})
+    return json_response(201, reservations.reserve(ctx.state, items, time.time()))
 
 
 def get_reservation(ctx: SandboxContext, req: Request) -> Response:
@@ -51,15 +50,15 @@ def get_reservation(ctx: SandboxContext, req: Request) -> Response:
         reservation = state.reservations.get(req.params["id"])
         if reservation is None:
             raise ApiError(404, "Not Found")
-        view = render_reservation(state, reservation)
-    return json_response(200, {"@context": "/v1/contexts/BookingReservation", **view})
+        view = render_reservation(state, reservation, full=True)
+    return json_response(200, {"@context": "/contexts/BookingReservation", **view})
 
 
 def list_reservations(ctx: SandboxContext, req: Request) -> Response:
     state = ctx.state
 
     def render(reservation: Reservation) -> dict[str, object]:
-        return render_reservation(state, reservation)
+        return render_reservation(state, reservation, full=True)
 
     with state.lock:
         state.expire_due(time.time())
@@ -69,8 +68,7 @@ def list_reservations(ctx: SandboxContext, req: Request) -> Response:
 
 def order_bulk(ctx: SandboxContext, req: Request) -> Response:
     request = orders.parse_request(_body(req))
-    result = orders.place_orders(ctx.state, request, time.time())
-    return json_response(200, {"@context": "/v1/contexts/BookingOrder", **result})
+    return json_response(200, orders.place_orders(ctx.state, request, time.time()))
 
 
 def list_orders(ctx: SandboxContext, req: Request) -> Response:
@@ -92,7 +90,9 @@ def list_orders(ctx: SandboxContext, req: Request) -> Response:
             if reference is None
             else list(state.orders_by_reference.get(reference, []))
         )
-        page = collection(req, "BookingOrder", found, render_order)
+        listed_before = time.time() - state.config.orders_listing_lag_seconds
+        found = [order for order in found if order.created_at <= listed_before]
+        page = collection(req, "BookingOrder", found, lambda order: render_order(state, order))
     return json_response(200, page)
 
 
@@ -101,20 +101,27 @@ def get_order(ctx: SandboxContext, req: Request) -> Response:
         order = ctx.state.orders.get(req.params["id"])
         if order is None:
             raise ApiError(404, "Not Found")
-        view = render_order(order)
-    return json_response(200, {"@context": "/v1/contexts/BookingOrder", **view})
+        view = render_order(ctx.state, order)
+    return json_response(200, {"@context": "/contexts/BookingOrder", **view})
 
 
 def patch_ticket(ctx: SandboxContext, req: Request) -> Response:
     body = _body(req, patch=True)
     ids = (req.params["o"], req.params["i"], req.params["t"])
     view = documents.patch_beneficiary(ctx.state, ids, body)
-    return json_response(200, {"@context": "/v1/contexts/BookingOrderTicket", **view})
+    return json_response(200, {"@context": "/contexts/BookingOrderTicket", **view})
 
 
 def list_documents(ctx: SandboxContext, req: Request) -> Response:
     members = documents.list_documents(ctx.state, req.params["o"])
-    return json_response(200, collection(req, "BookingOrderDocument", members))
+    page = collection(req, "BookingOrderDocument", members)
+    page["@type"] = "hydra:Collection"  # as the documented listing names it
+    return json_response(200, page)
+
+
+def get_document(ctx: SandboxContext, req: Request) -> Response:
+    view = documents.get_document(ctx.state, req.params["o"], req.params["d"])
+    return json_response(200, {"@context": "/contexts/BookingOrderDocument", **view})
 
 
 def patch_document(ctx: SandboxContext, req: Request) -> Response:
@@ -131,7 +138,7 @@ def patch_document(ctx: SandboxContext, req: Request) -> Response:
         req.header("Accept-Language"),
         time.time(),
     )
-    return json_response(200, {"@context": "/v1/contexts/BookingOrderDocument", **view})
+    return json_response(200, {"@context": "/contexts/BookingOrderDocument", **view})
 
 
 _ORDER = "/v1/booking/orders/{o}"
@@ -144,5 +151,6 @@ ROUTES = [
     Route("GET", "/v1/booking/orders/{id}", get_order),
     Route("PATCH", f"{_ORDER}/items/{{i}}/tickets/{{t}}", patch_ticket),
     Route("GET", f"{_ORDER}/documents", list_documents),
+    Route("GET", f"{_ORDER}/documents/{{d}}", get_document),
     Route("PATCH", f"{_ORDER}/documents/{{d}}", patch_document),
 ]

@@ -151,7 +151,7 @@ def get_offer(ctx: SandboxContext, req: Request) -> Response:
     offer = _offer(ctx, req)
     offers_stock, _ = _stock(ctx)
     view = _offer_view(ctx.state.catalog, offer, offers_stock[offer.id])
-    return json_response(200, {"@context": "/v1/contexts/Offer", **view})
+    return json_response(200, {"@context": "/contexts/Offer", **view})
 
 
 def list_tickets(ctx: SandboxContext, req: Request) -> Response:
@@ -161,7 +161,7 @@ def list_tickets(ctx: SandboxContext, req: Request) -> Response:
 
 def get_ticket(ctx: SandboxContext, req: Request) -> Response:
     _, ticket = _ticket(ctx, req)
-    return json_response(200, {"@context": "/v1/contexts/Ticket", **_ticket_view(ticket)})
+    return json_response(200, {"@context": "/contexts/Ticket", **_ticket_view(ticket)})
 
 
 def list_sessions(ctx: SandboxContext, req: Request) -> Response:
@@ -177,7 +177,7 @@ def availability(ctx: SandboxContext, req: Request) -> Response:
     return json_response(
         200,
         {
-            "@context": "/v1/contexts/OfferAvailability",
+            "@context": "/contexts/OfferAvailability",
             "@id": f"{offer.iri}/availability",
             "@type": "OfferAvailability",
             "availableQuantity": offers_stock[offer.id],
@@ -195,7 +195,7 @@ def price(ctx: SandboxContext, req: Request) -> Response:
     return json_response(
         200,
         {
-            "@context": "/v1/contexts/OfferPrice",
+            "@context": "/contexts/OfferPrice",
             "@id": f"{offer.iri}/price",
             "@type": "OfferPrice",
             "amountInclTax": money(offer.price),
@@ -230,7 +230,7 @@ def get_form(ctx: SandboxContext, req: Request) -> Response:
     form = ctx.state.catalog.form(req.params["id"])
     if form is None:
         raise ApiError(404, "Not Found")
-    return json_response(200, {"@context": "/v1/contexts/Form", **form_view(form)})
+    return json_response(200, {"@context": "/contexts/Form", **form_view(form)})
 
 
 _OFFER = "/v1/ticketing/catalogs/{c}/offers/{o}"

@@ -13,6 +13,7 @@ sleeps short, so no thread keeps answering afterwards.
 from __future__ import annotations
 
 import logging
+import random
 import socket
 import socketserver
 import threading
@@ -29,6 +30,7 @@ from worker.sandbox.documents import UrlSigner
 from worker.sandbox.faults import FaultBook, FaultRule, parse_fault_spec
 from worker.sandbox.handler import SandboxHandler
 from worker.sandbox.httpkit import Route, Router
+from worker.sandbox.shapes import SHAPES
 from worker.sandbox.state import RuntimeConfig, SandboxState
 
 logger = logging.getLogger("worker.sandbox")
@@ -58,6 +60,8 @@ class SandboxConfig:
     # Rules, `--fault` specs ("ENDPOINT:key=value,...") or `PUT /_sandbox/faults` bodies.
     faults: list[FaultInput] = field(default_factory=list)
     document_url_lifetime_seconds: float = 1800.0
+    # "documented" (the shapes of korus-examples/) or "varied" (see shapes.py).
+    shapes: str = "documented"
 
 
 def _rule(fault: FaultInput) -> FaultRule:
@@ -160,6 +164,8 @@ class Sandbox:
 def start_sandbox(config: SandboxConfig | None = None) -> Sandbox:
     """Listen on `config.host:config.port` and serve in a background daemon thread."""
     config = config if config is not None else SandboxConfig()
+    if config.shapes not in SHAPES:
+        raise ValueError(f"shapes must be one of {', '.join(SHAPES)}, not {config.shapes!r}")
     runtime = RuntimeConfig(
         hold_seconds=config.hold_seconds,
         token_lifetime_seconds=config.token_lifetime_seconds,
@@ -175,6 +181,8 @@ def start_sandbox(config: SandboxConfig | None = None) -> Sandbox:
         state=SandboxState(build_catalog(config.seed), runtime),
         faults=faults,
         signer=UrlSigner(),
+        shapes=config.shapes,
+        shapes_rng=random.Random(config.seed),
     )
     server = SandboxHttpServer((config.host, config.port), context, Router(ROUTES))
     thread = threading.Thread(

@@ -32,6 +32,11 @@ class RuntimeConfig:
     document_url_lifetime_seconds: float
     client_id: str
     client_secret: str
+    # Sandbox rules for the documented lag: the orders listing leaves out orders younger
+    # than this; the document listing (and `GET .../documents/{d}`) leaves out the
+    # documents of such orders. 0: no lag.
+    orders_listing_lag_seconds: float = 0.0
+    documents_listing_lag_seconds: float = 0.0
 
     def public(self) -> dict[str, float]:
         return {
@@ -39,6 +44,8 @@ class RuntimeConfig:
             "token_lifetime_seconds": self.token_lifetime_seconds,
             "documents_delay_seconds": self.documents_delay_seconds,
             "document_url_lifetime_seconds": self.document_url_lifetime_seconds,
+            "orders_listing_lag_seconds": self.orders_listing_lag_seconds,
+            "documents_listing_lag_seconds": self.documents_listing_lag_seconds,
         }
 
 
@@ -72,7 +79,8 @@ class Reservation:
 
     @property
     def quantity(self) -> int:
-        return len(self.held)
+        """Units of the offer held: each unit holds one of each of the offer's tickets."""
+        return len(self.held) // max(1, len(self.offer.tickets))
 
 
 @dataclass(slots=True)
@@ -178,7 +186,7 @@ class SandboxState:
         self.free_seats = {
             offer.id: list(range(1, offer.inventory + 1))
             for offer in self.catalog.offers
-            if offer.spec.seated
+            if offer.seated
         }
 
     # -- holds (callers hold `lock`) -------------------------------------------------
