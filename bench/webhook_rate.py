@@ -165,6 +165,8 @@ def main() -> None:
     parser.add_argument("--bookings", type=int, default=200)
     parser.add_argument("--web-workers", type=int, default=2)
     parser.add_argument("--web-threads", type=int, default=8)
+    parser.add_argument("--server-args", default="",
+                        help="extra gunicorn options, e.g. '-k gthread' to compare stacks")
     args = parser.parse_args()
 
     with ExitStack() as stack:
@@ -177,7 +179,7 @@ def main() -> None:
                           LOG_LEVEL="WARNING")
         argv = [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "deploy/gunicorn.conf.py"),
                 "--bind", f"127.0.0.1:{port}", "--chdir", str(ROOT),
-                "worker.http.wsgi:application"]
+                *args.server_args.split(), "worker.http.wsgi:application"]
         web = Proc("web", argv, env).start()
         stack.callback(web.stop)
         wait_http(f"http://127.0.0.1:{port}/healthz", timeout=30)

@@ -56,6 +56,13 @@ class Settings(BaseSettings):
     callback_timeout_seconds: float = Field(default=5.0, gt=0)
     callback_max_attempts: int = Field(default=8, ge=1)
 
+    # /metrics: on a listener of its own in the web master (METRICS_PORT, bound to
+    # METRICS_HOST), or on the public port for `Authorization: Bearer <METRICS_TOKEN>`.
+    # With neither, the public port answers 404 for it.
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    metrics_host: str = "127.0.0.1"
+    metrics_token: SecretStr | None = None
+
     sentry_dsn: SecretStr | None = None
     sentry_environment: str = "development"
     # Share of transactions traced (performance); errors and cron check-ins are always sent.

@@ -32,6 +32,7 @@ PAYMENTS_SECRET = "whsec_" + base64.b64encode(b"payments-current-secret-32-bytes
 PAYMENTS_OLD_SECRET = "whsec_" + base64.b64encode(b"payments-previous-secret-32bytes").decode()
 MERCHANT_KEY = "mk_live_current_7f3a9c1e5b2d4f60"
 MERCHANT_OLD_KEY = "mk_live_previous_1a2b3c4d5e6f7a8b"
+METRICS_TOKEN = "metrics-scrape-token-0123456789"
 QUEUES = ("payments", "bookings", "documents", "callbacks", "maintenance")
 
 CUSTOMER = {"firstname": "Grace", "lastname": "Hopper", "email": "grace@example.com"}
@@ -47,7 +48,7 @@ def web_env(redis_url: str, base: Mapping[str, str] | None = None, **extra: str)
             "PAYMENTS_WEBHOOK_SECRET": f"{PAYMENTS_SECRET},{PAYMENTS_OLD_SECRET}",
             "MERCHANT_API_KEYS": f"{MERCHANT_KEY}, {MERCHANT_OLD_KEY}",
             "WEB_CONCURRENCY": "2",
-            "WEB_THREADS": "8",
+            "METRICS_TOKEN": METRICS_TOKEN,
         }
     )
     env.update(extra)
@@ -87,6 +88,12 @@ class WebServer:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-5000:] if self.log_path.exists() else ""
+
+
+def scrape(url: str) -> requests.Response:
+    """GET /metrics on the public port with the scrape token."""
+    return requests.get(url + "/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"},
+                        timeout=10)
 
 
 def merchant_session(key: str = MERCHANT_KEY) -> requests.Session:

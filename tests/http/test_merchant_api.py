@@ -22,6 +22,7 @@ from tests.http.helpers import (
     held_booking,
     merchant_session,
     problem,
+    scrape,
     store_for,
     tasks_for,
 )
@@ -125,9 +126,16 @@ def test_every_configured_key_is_accepted_and_reads_the_same_bookings(web: WebSe
     assert created.status_code == 202 and read.status_code == 200
 
 
-def test_probes_metrics_spec_and_webhooks_need_no_key(web: WebServer) -> None:
-    for path in ("/healthz", "/readyz", "/metrics", "/openapi.json"):
+def test_probes_spec_and_webhooks_need_no_key_and_metrics_are_not_public(
+    web: WebServer,
+) -> None:
+    for path in ("/healthz", "/readyz", "/openapi.json"):
         assert requests.get(web.url + path, timeout=10).status_code == 200, path
+    # /metrics: 404 on the public port unless the scrape token is presented.
+    assert requests.get(web.url + "/metrics", timeout=10).status_code == 404
+    wrong = {"Authorization": f"Bearer {MERCHANT_KEY}"}
+    assert requests.get(web.url + "/metrics", headers=wrong, timeout=10).status_code == 404
+    assert scrape(web.url).status_code == 200
     # Refused for its signature, not for a missing merchant key.
     assert problem(requests.post(web.url + "/webhooks/stripe", json={}, timeout=10), 400)
 

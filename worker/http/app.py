@@ -109,6 +109,7 @@ def create_app(
         "/readyz",
         Readyz([("redis", redis_check(service.redis)), ("broker", broker_check(celery_app))]),
     )
-    app.add_route("/metrics", MetricsResource(metrics))
+    token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
+    app.add_route("/metrics", MetricsResource(metrics, token))
     app.add_route("/openapi.json", OpenApiResource())
     return app
