@@ -164,8 +164,8 @@ HOSTILE_REQUESTS = {
     # A chunk size no body could have: nothing more comes, the read deadline ends it.
     "absurd_chunk_size": (_post_head(b"Transfer-Encoding: chunked\r\n")
                           + b"ffffffffffffffff\r\n{\"t", False, {408, 413}),
-    "malformed_chunk_size": (_post_head(b"Transfer-Encoding: chunked\r\n") + b"zz\r\n{}\r\n0\r\n\r\n",
-                             False, {400}),
+    "malformed_chunk_size": (_post_head(b"Transfer-Encoding: chunked\r\n")
+                             + b"zz\r\n{}\r\n0\r\n\r\n", False, {400}),
     # Content-Length promises more than arrives before the client closes.
     "short_body": (_post_head(b"Content-Length: 100\r\n") + b"{\"type\":", True, {400}),
     # Headers that never end: disconnected at the header deadline (gunicorn's keepalive).

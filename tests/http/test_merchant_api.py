@@ -205,6 +205,13 @@ def test_concurrent_requests_with_one_idempotency_key_create_one_booking(
         (lambda b: b["customer"].update(nickname="Amazing"), "customer.nickname"),
         (lambda b: b.update(items=[]), "items"),
         (lambda b: b.update(reservationPolicy="sometimes"), "reservationPolicy"),
+        # Callback targets: https only (CALLBACK_ALLOW_HTTP is off), no credentials, no
+        # control characters, no literal non-public address.
+        (lambda b: b.update(callbackUrl="http://shop.example/hooks"), "callbackUrl"),
+        (lambda b: b.update(callbackUrl="https://user:pw@shop.example/hooks"), "callbackUrl"),
+        (lambda b: b.update(callbackUrl="https://shop.example/h\r\nX-A: 1"), "callbackUrl"),
+        (lambda b: b.update(callbackUrl="https://169.254.169.254/latest/"), "callbackUrl"),
+        (lambda b: b.update(callbackUrl="https://[::ffff:127.0.0.1]/hooks"), "callbackUrl"),
     ],
 )
 def test_validation_errors_name_the_field_and_write_nothing(

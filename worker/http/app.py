@@ -99,7 +99,7 @@ def create_app(
     problems.install(app)
     app.add_error_handler(problems.UNAVAILABLE_ERRORS, problems.handle_unavailable)
 
-    app.add_route("/v1/bookings", BookingsCollection(service))
+    app.add_route("/v1/bookings", BookingsCollection(service, settings.callback_policy))
     app.add_route("/v1/bookings/{booking_id}", BookingItem(service))
     app.add_route("/v1/bookings/{booking_id}/cancel", BookingCancel(service))
     app.add_route("/v1/bookings/{booking_id}/documents/refresh", BookingDocumentsRefresh(service))

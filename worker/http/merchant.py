@@ -17,6 +17,7 @@ from typing import Any
 import falcon
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from worker.booking.callback_transport import TargetPolicy, TargetRefusedError, parse_target
 from worker.booking.record import Booking
 from worker.booking.requests import BookingRequest
 from worker.booking.service import (
@@ -123,6 +124,11 @@ class _MerchantResource:
 
 
 class BookingsCollection(_MerchantResource):
+    def __init__(self, service: BookingService, callback_policy: TargetPolicy | None = None
+                 ) -> None:
+        super().__init__(service)
+        self.callback_policy = callback_policy or TargetPolicy()
+
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Start a booking: 202 (reservation enqueued), 201 (reservation step finished
         within `Prefer: wait=N`), 200 (Idempotency-Key replay: the first request's
@@ -137,6 +143,11 @@ class BookingsCollection(_MerchantResource):
             request = BookingRequest.model_validate(data)
         except ValidationError as error:
             raise validation_problem(error) from None
+        if request.callback_url is not None:
+            try:  # syntax and literal addresses here; names are resolved at send time
+                parse_target(request.callback_url, self.callback_policy)
+            except TargetRefusedError as refused:
+                raise _invalid("callbackUrl", str(refused)) from None
         try:
             result = self.service.start_booking(
                 request, merchant=req.context.merchant, idempotency_key=key
