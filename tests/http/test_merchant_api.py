@@ -17,6 +17,7 @@ from tests.http.helpers import (
     CUSTOMER,
     MERCHANT_KEY,
     MERCHANT_OLD_KEY,
+    OTHER_SHOP_KEY,
     WebServer,
     broker_messages,
     held_booking,
@@ -158,16 +159,46 @@ def test_the_same_idempotency_key_and_body_return_the_same_booking(
     assert problem(other, 422)["type"] == "/problems/idempotency-conflict"
 
 
-def test_idempotency_keys_are_scoped_to_the_api_key(web: WebServer) -> None:
+def test_idempotency_survives_a_key_rotation_and_is_scoped_to_the_merchant(
+    web: WebServer,
+) -> None:
     key = f"order-{time.time_ns()}"
-    with merchant_session(MERCHANT_OLD_KEY) as old, merchant_session(MERCHANT_KEY) as new:
-        a = new.post(bookings_url(web), json=booking_body(), headers={"Idempotency-Key": key},
-                     timeout=10)
-        b = old.post(bookings_url(web), json=booking_body(), headers={"Idempotency-Key": key},
-                     timeout=10)
+    headers = {"Idempotency-Key": key}
+    with merchant_session(MERCHANT_OLD_KEY) as old, merchant_session(MERCHANT_KEY) as new, \
+            merchant_session(OTHER_SHOP_KEY) as other:
+        a = old.post(bookings_url(web), json=booking_body(), headers=headers, timeout=10)
+        b = new.post(bookings_url(web), json=booking_body(), headers=headers, timeout=10)
+        c = other.post(bookings_url(web), json=booking_body(), headers=headers, timeout=10)
 
-    assert a.status_code == b.status_code == 202
-    assert a.json()["id"] != b.json()["id"]
+    # Both keys of the default merchant: the retry after the rotation is the same booking.
+    assert (a.status_code, b.status_code) == (202, 200)
+    assert a.json()["id"] == b.json()["id"]
+    # Another merchant's key space is its own.
+    assert c.status_code == 202 and c.json()["id"] != a.json()["id"]
+
+
+def test_a_merchant_reads_lists_and_cancels_only_its_own_bookings(web: WebServer) -> None:
+    with merchant_session(MERCHANT_KEY) as mine, merchant_session(OTHER_SHOP_KEY) as other:
+        created = mine.post(bookings_url(web), json=booking_body("MINE-1"), timeout=10).json()
+        theirs = other.post(bookings_url(web), json=booking_body("THEIRS-1"), timeout=10).json()
+        path = f"/{created['id']}"
+
+        assert problem(other.get(bookings_url(web, path), timeout=10), 404)
+        assert problem(other.post(bookings_url(web, path + "/cancel"), timeout=10), 404)
+        assert problem(other.post(bookings_url(web, path + "/documents/refresh"), timeout=10),
+                       404)
+        listed: set[str] = set()
+        cursor: str | None = None
+        for _ in range(50):  # bounded walk of every page
+            params = {"state": "received", "limit": "200", **({"cursor": cursor} if cursor
+                                                               else {})}
+            page = other.get(bookings_url(web), params=params, timeout=10).json()
+            listed |= {b["id"] for b in page["items"]}
+            cursor = page["nextCursor"]
+            if cursor is None:
+                break
+        assert created["id"] not in listed and theirs["id"] in listed
+        assert mine.get(bookings_url(web, path), timeout=10).json()["state"] == "received"
 
 
 def test_concurrent_requests_with_one_idempotency_key_create_one_booking(

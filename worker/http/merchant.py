@@ -28,6 +28,7 @@ from worker.booking.service import (
     parse_cursor,
 )
 from worker.booking.states import State
+from worker.http.auth import owns
 from worker.http.body import parse_json, read_body, require_json
 from worker.http.problems import (
     IDEMPOTENCY_CONFLICT,
@@ -112,12 +113,16 @@ class _MerchantResource:
         if not _BOOKING_ID.match(booking_id):
             raise _not_found(booking_id)
 
-    def _load(self, booking_id: str) -> Booking:
+    def _load(self, req: falcon.Request, booking_id: str) -> Booking:
+        """The caller's booking; 404 when unknown or another merchant's."""
         self._check_id(booking_id)
         try:
-            return self.service.get(booking_id)
+            booking = self.service.get(booking_id)
         except BookingNotFoundError:
             raise _not_found(booking_id) from None
+        if not owns(req.context.merchant, booking.merchant):
+            raise _not_found(booking_id)
+        return booking
 
     def _view(self, booking: Booking) -> dict[str, Any]:
         return dump(booking_view(booking, self.service.store.timeline(booking.id)))
@@ -192,8 +197,11 @@ class BookingsCollection(_MerchantResource):
             raise validation_problem(error) from None
         after = decode_cursor(query.cursor, query.state) if query.cursor else None
         bookings, position = self.service.list(query.state, cursor=after, limit=query.limit)
+        # A page holds the caller's bookings only (it may be shorter than `limit`; the
+        # cursor still walks the whole index).
+        merchant = req.context.merchant
         page = BookingPage(
-            items=[booking_summary(b) for b in bookings],
+            items=[booking_summary(b) for b in bookings if owns(merchant, b.merchant)],
             next_cursor=None if position is None else encode_cursor(query.state, position),
         )
         resp.media = dump(page)
@@ -202,14 +210,14 @@ class BookingsCollection(_MerchantResource):
 class BookingItem(_MerchantResource):
     def on_get(self, req: falcon.Request, resp: falcon.Response, booking_id: str) -> None:
         """The booking with its timeline; 404 if unknown (or expired from retention)."""
-        resp.media = self._view(self._load(booking_id))
+        resp.media = self._view(self._load(req, booking_id))
 
 
 class BookingCancel(_MerchantResource):
     def on_post(self, req: falcon.Request, resp: falcon.Response, booking_id: str) -> None:
         """Cancel before payment: 200 with the cancelled booking (also when it already
         was), 409 once paid or otherwise past cancelling, 404 if unknown."""
-        self._check_id(booking_id)  # the service itself answers "not found"
+        self._load(req, booking_id)  # 404 unless it is the caller's
         try:
             booking = self.service.cancel(booking_id)
         except BookingNotFoundError:
@@ -223,7 +231,7 @@ class BookingDocumentsRefresh(_MerchantResource):
     def on_post(self, req: falcon.Request, resp: falcon.Response, booking_id: str) -> None:
         """Ask for new temporary document URLs: 202 (the fetch is enqueued; GET the
         booking for the new URLs), 409 unless the booking is completed, 404 if unknown."""
-        self._check_id(booking_id)  # the service itself answers "not found"
+        self._load(req, booking_id)  # 404 unless it is the caller's
         try:
             booking = self.service.refresh_documents(booking_id)
         except BookingNotFoundError:
