@@ -29,6 +29,7 @@ import base64
 import contextlib
 import json
 import multiprocessing
+import os
 import socket
 import statistics
 import sys
@@ -137,7 +138,7 @@ def load(url: str, run: str, client: int, threads: int, bookings: list[str],
         thread.start()
     for thread in pool:
         thread.join()
-    results.put((latencies, dict(outcomes)))
+    results.put((latencies, dict(outcomes), time.process_time()))
 
 
 def count_messages(redis_url: str, run: str) -> int:
@@ -156,6 +157,24 @@ def count_messages(redis_url: str, run: str) -> int:
             found += str(args[1]).startswith(prefix)
     client.close()
     return found
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of `pid` and its children so far, from /proc (Linux):
+    on a shared machine the server's CPU per request is steadier than its rate."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(entry) == pid or int(fields[1]) == pid:  # fields[1]: the parent's pid
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
 
 
 @contextlib.contextmanager
@@ -255,16 +274,20 @@ def main() -> None:
                                                per_client, results))
             for c in range(args.clients)
         ]
+        cpu_before = tree_cpu_seconds(web.pid)
         started = time.perf_counter()
         for process in processes:
             process.start()
         latencies: list[float] = []
         outcomes: Counter[str] = Counter()
+        client_cpu = 0.0
         for _ in processes:
-            part, counts = results.get(timeout=args.seconds + 60)
+            part, counts, cpu = results.get(timeout=args.seconds + 60)
             latencies += part
             outcomes.update(counts)
+            client_cpu += cpu
         elapsed = time.perf_counter() - started
+        server_cpu = tree_cpu_seconds(web.pid) - cpu_before
         for process in processes:
             process.join(10)
         on_broker = count_messages(redis_url, run)
@@ -277,6 +300,8 @@ def main() -> None:
         "p50_ms": round(percentile(latencies, 0.50) * 1000, 2),
         "p99_ms": round(percentile(latencies, 0.99) * 1000, 2),
         "mean_ms": round(statistics.fmean(latencies) * 1000, 2) if latencies else None,
+        "server_cpu_ms_per_request": round(server_cpu * 1000 / total, 3) if total else None,
+        "client_cpu_ms_per_request": round(client_cpu * 1000 / total, 3) if total else None,
         "outcomes": dict(outcomes),
         "enqueued": outcomes["enqueued"],
         "messages_on_broker": on_broker,
@@ -290,6 +315,11 @@ def main() -> None:
     print(f"requests:            {total} in {elapsed:.1f}s")
     print(f"throughput:          {summary['requests_per_second']} req/s")
     print(f"latency p50 / p99:   {summary['p50_ms']} ms / {summary['p99_ms']} ms")
+    print(f"server CPU:          {summary['server_cpu_ms_per_request']} ms per request "
+          f"(all web processes; the rate a core could sustain: "
+          f"{round(1000 / summary['server_cpu_ms_per_request']) if total else '-'} req/s)")
+    print(f"load generator CPU:  {summary['client_cpu_ms_per_request']} ms per request "
+          "(on the same cores)")
     print(f"outcomes:            {dict(outcomes)}")
     print(f"messages on broker:  {on_broker} (enqueued answers: {outcomes['enqueued']})")
     if args.slow_bodies or args.idle:
