@@ -14,6 +14,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -27,8 +28,10 @@ from tests.http.helpers import (
     payments_body,
     payments_headers,
     problem,
+    web_env,
 )
 from worker.http.body import BODY_READ_SECONDS
+from worker.processes import free_port
 
 SLOW_BODIES = 256
 IDLE_CONNECTIONS = 256
@@ -243,3 +246,33 @@ def test_a_signed_event_with_a_malformed_booking_id_touches_no_key_and_no_log(
 
 def test_the_public_port_answers_404_for_metrics_without_the_token(web: WebServer) -> None:
     assert problem(requests.get(web.url + "/metrics", timeout=10), 404)
+
+
+@pytest.fixture(scope="module")
+def web_with_metrics_port(
+    redis_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[WebServer, int]]:
+    port = free_port()
+    env = web_env(redis_url, METRICS_PORT=str(port), METRICS_TOKEN="")
+    server = WebServer(env, Path(tmp_path_factory.mktemp("web-metrics")) / "gunicorn.log")
+    yield server.start(), port
+    server.stop()
+
+
+def test_metrics_port_serves_every_workers_counts_and_the_public_port_does_not(
+    web_with_metrics_port: tuple[WebServer, int],
+) -> None:
+    web, port = web_with_metrics_port
+    for _ in range(4):  # spread over the workers
+        requests.get(web.url + "/healthz", timeout=10)
+
+    public = requests.get(web.url + "/metrics", timeout=10)
+    private = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10)
+    other = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=10)
+
+    assert public.status_code == 404
+    assert private.status_code == 200 and other.status_code == 404
+    healthz = [line for line in private.text.splitlines() if line.startswith(
+        "booking_worker_http_requests_total{") and 'route="/healthz"' in line]
+    assert sum(float(line.rsplit(" ", 1)[1]) for line in healthz) >= 4
+    assert "booking_worker_bookings{" in private.text
