@@ -1,8 +1,11 @@
 """How many signed payment webhooks per second the HTTP front takes, end to its broker.
 
 Measures the real path of `POST /webhooks/payments`: gunicorn (deploy/gunicorn.conf.py,
-a SUBPROCESS) verifies the Standard Webhooks signature, dedupes the event id in Redis
-(SET NX) and puts a `booking.payment_succeeded` message on the broker before answering.
+gevent worker, a SUBPROCESS) verifies the Standard Webhooks signature, dedupes the event
+id in Redis and puts a `booking.payment_succeeded` message on the broker before
+answering (one Lua script when the broker is the same Redis: worker/http/payment_ingress).
+It prints the server's CPU per webhook (all web processes, from /proc) and the load
+generator's: on a shared machine these are steadier than the rate.
 The load comes from OTHER processes (multiprocessing, `--clients`), each with `--threads`
 threads holding a keep-alive `requests.Session`, every event with a distinct id, bounded
 by time AND by count. No Celery worker runs: messages pile up on the `payments` queue and
@@ -237,7 +240,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=8, help="threads per load process")
     parser.add_argument("--bookings", type=int, default=200)
     parser.add_argument("--web-workers", type=int, default=2)
-    parser.add_argument("--web-threads", type=int, default=8)
+    parser.add_argument("--web-threads", type=int, default=8,
+                        help="threads per worker (only with --server-args '-k gthread')")
     parser.add_argument("--slow-bodies", type=int, default=0,
                         help="connections trickling a body during the run")
     parser.add_argument("--idle", type=int, default=0,

@@ -12,10 +12,12 @@ from __future__ import annotations
 import os
 import socket
 import sys
+from pathlib import Path
 
 import click
 
-CONFIG = "python:worker.http.gunicorn_config"
+# By path, like deploy/gunicorn.conf.py (see worker/http/gunicorn_config.py for why).
+CONFIG = str(Path(__file__).with_name("gunicorn_config.py"))
 APP = "worker.http.wsgi:application"
 
 

@@ -3,11 +3,16 @@
     gunicorn -c deploy/gunicorn.conf.py worker.http.wsgi:application     (Procfile `web`)
     booking-worker web                                                   (same settings)
 
-deploy/gunicorn.conf.py re-exports this module, so the Procfile line stays the single
-command of the web process. Environment: PORT (default 8000, bound on all interfaces),
-WEB_CONCURRENCY (worker processes, default 2-4 by CPU count), WEB_CONNECTIONS
-(connections per worker, default 1000), METRICS_PORT (see `when_ready`). Command-line
-options override this file (the tests pass `--bind 127.0.0.1:<port>`).
+deploy/gunicorn.conf.py executes this file, so the Procfile line stays the single command
+of the web process. Both load it by path, never as `worker.http...`: importing the
+`worker` package would import Celery, kombu, redis and urllib3 into the gunicorn master,
+and the gevent workers it forks would inherit them unpatched (gevent's MonkeyPatchWarning;
+blocking TLS in Sentry's transport). This file imports only the standard library.
+
+Environment: PORT (default 8000, bound on all interfaces), WEB_CONCURRENCY (worker
+processes, default 2-4 by CPU count), WEB_CONNECTIONS (connections per worker, default
+1000), METRICS_PORT (see `when_ready`). Command-line options override this file (the
+tests pass `--bind 127.0.0.1:<port>`).
 
 Why these values (figures in deploy/README.md):
 - gevent worker: one greenlet per connection, so a connection that trickles its body or
@@ -36,6 +41,9 @@ from __future__ import annotations
 import glob
 import os
 import shutil
+import signal
+import subprocess
+import sys
 import tempfile
 from typing import Any
 
@@ -76,12 +84,18 @@ def on_starting(server: Any) -> None:
         os.remove(path)
 
 
-def when_ready(server: Any) -> None:
-    """With METRICS_PORT set, the master serves /metrics on its own listener (the sum of
-    every worker's files), and the public port answers 404 for it."""
-    from worker.http.metrics_listener import start_from_settings
+_metrics_listener: list[subprocess.Popen[bytes]] = []
 
-    start_from_settings(server.log)
+
+def when_ready(server: Any) -> None:
+    """With METRICS_PORT set, /metrics is served on its own listener by a child process
+    (worker.http.metrics_listener: the sum of every worker's files); the public port
+    answers 404 for it."""
+    if os.environ.get("METRICS_PORT"):
+        _metrics_listener.append(
+            subprocess.Popen([sys.executable, "-m", "worker.http.metrics_listener"])
+        )
+        server.log.info("metrics listener on port %s", os.environ["METRICS_PORT"])
 
 
 def child_exit(server: Any, worker: Any) -> None:
@@ -92,5 +106,11 @@ def child_exit(server: Any, worker: Any) -> None:
 
 
 def on_exit(server: Any) -> None:
+    for child in _metrics_listener:
+        child.send_signal(signal.SIGTERM)
+        try:
+            child.wait(5)
+        except subprocess.TimeoutExpired:
+            child.kill()
     if _own_metrics_dir:
         shutil.rmtree(_metrics_dir, ignore_errors=True)

@@ -42,7 +42,7 @@ from worker.http.problems import (
 )
 from worker.http.views import BookingPage, booking_summary, booking_view, dump
 
-# `Prefer: wait=N` is honoured up to this many seconds (a gthread thread is held that long).
+# `Prefer: wait=N` is honoured up to this many seconds (the connection's greenlet waits).
 MAX_WAIT_SECONDS = 10.0
 _POLL_SECONDS = 0.05
 _WAIT_PREFERENCE = re.compile(r"(?:^|[,;\s])wait\s*=\s*\"?([0-9]{1,6})\"?(?:$|[,;\s])", re.I)

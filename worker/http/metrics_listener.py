@@ -1,10 +1,14 @@
 """`/metrics` on a listener of its own (METRICS_PORT), never on the public port.
 
-Started by the gunicorn master (`when_ready` in worker.http.gunicorn_config): one small
-threaded server in the master process that sums the files every worker writes
-(prometheus-client multiprocess mode) and adds the bookings-by-state counts read from
-Redis. Bind it to a private interface (METRICS_HOST, default 127.0.0.1) or firewall it:
-it has no authentication of its own.
+    python -m worker.http.metrics_listener      (started by the gunicorn master)
+
+The gunicorn master starts it as a child process (`when_ready` in
+worker.http.gunicorn_config; a process, so the master imports nothing of the app before
+the gevent workers fork and patch) and stops it on exit; it also exits when its parent
+goes away. It sums the files every worker writes (prometheus-client multiprocess mode,
+the same PROMETHEUS_MULTIPROC_DIR) and adds the bookings-by-state counts read from Redis.
+Bind it to a private interface (METRICS_HOST, default 127.0.0.1) or firewall it: it has no
+authentication of its own.
 """
 
 from __future__ import annotations
@@ -56,6 +60,26 @@ def serve_metrics(host: str, port: int, exposition: Callable[[], bytes],
     return server
 
 
+def main() -> None:
+    """Serve until the parent process (the gunicorn master) is gone."""
+    import os
+    import time
+
+    from worker.observability import configure_logging
+    from worker.settings import load_settings
+
+    configure_logging(load_settings())
+    parent = os.getppid()
+    server = start_from_settings()
+    if server is None:
+        return
+    try:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+    finally:
+        server.shutdown()
+
+
 def start_from_settings(logger: Any = None) -> WSGIServer | None:
     """The metrics listener of METRICS_PORT (None when unset)."""
     import redis
@@ -76,3 +100,7 @@ def start_from_settings(logger: Any = None) -> WSGIServer | None:
                            CONTENT_TYPE_LATEST)
     (logger or log).info("metrics on http://%s:%d/metrics", *server.server_address[:2])
     return server
+
+
+if __name__ == "__main__":
+    main()
