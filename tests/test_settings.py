@@ -57,6 +57,7 @@ def test_comma_separated_secrets_allow_rotation_and_are_never_printed() -> None:
         ({"CALLBACK_URL": "http://shop.example/hooks"}, "CALLBACK_URL"),
         ({"CALLBACK_URL": "https://169.254.169.254/"}, "CALLBACK_URL"),
         ({"METRICS_PORT": "0"}, "METRICS_PORT"),
+        ({"MERCHANT_API_KEYS": "shop-a:k1,shop-b:k1"}, "MERCHANT_API_KEYS"),
     ],
 )
 def test_bad_environment_names_the_variable(
@@ -86,6 +87,14 @@ def test_an_unpadded_callback_secret_is_accepted_and_signs_like_the_reference_li
     headers = {"webhook-id": "msg_1", "webhook-timestamp": str(int(time.time())),
                "webhook-signature": signature}
     assert Webhook(unpadded).verify("{}", headers) == {}
+
+
+def test_merchant_key_entries_name_their_merchant_or_default() -> None:
+    from worker.settings import merchant_entry
+
+    assert merchant_entry("shop-a:k_live_1") == ("shop-a", "k_live_1")
+    assert merchant_entry("k_live_plain") == ("default", "k_live_plain")
+    assert merchant_entry(":k") == ("default", ":k")  # no name: the whole entry is the key
 
 
 def test_secret_errors_do_not_quote_the_secret() -> None:

@@ -10,6 +10,7 @@ import base64
 import binascii
 import functools
 import ipaddress
+import re
 import sys
 from typing import TYPE_CHECKING, Annotated, Literal
 
@@ -39,6 +40,19 @@ def whsec_key(secret: str) -> bytes:
     if not key:
         raise ValueError("is empty after whsec_")
     return key
+
+
+DEFAULT_MERCHANT = "default"
+MERCHANT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def merchant_entry(entry: str) -> tuple[str, str]:
+    """(merchant, key) of a MERCHANT_API_KEYS entry: `name:key`, or a plain key (the
+    default merchant)."""
+    name, sep, key = entry.partition(":")
+    if sep and MERCHANT_NAME.match(name) and key:
+        return name, key
+    return DEFAULT_MERCHANT, entry
 
 
 class Settings(BaseSettings):
@@ -134,6 +148,16 @@ class Settings(BaseSettings):
     def _whsec_list(cls, value: list[SecretStr]) -> list[SecretStr]:
         for secret in value:
             whsec_key(secret.get_secret_value())
+        return value
+
+    @field_validator("merchant_api_keys")
+    @classmethod
+    def _merchant_keys(cls, value: list[SecretStr]) -> list[SecretStr]:
+        owners: dict[str, str] = {}
+        for entry in value:
+            merchant, key = merchant_entry(entry.get_secret_value())
+            if owners.setdefault(key, merchant) != merchant:
+                raise ValueError("one key is listed for two merchants (the key is not shown)")
         return value
 
     @field_validator("callback_secret")

@@ -23,21 +23,12 @@ import falcon
 from pydantic import SecretStr
 
 from worker.http.problems import UNAUTHORIZED, ApiProblem
+from worker.settings import DEFAULT_MERCHANT, merchant_entry
 
 log = logging.getLogger("booking.http")
 
-DEFAULT_MERCHANT = "default"
-MERCHANT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 # Identities of bookings made before named merchants: `mk_` + 16 hex (a key fingerprint).
 _LEGACY_IDENTITY = re.compile(r"^mk_[0-9a-f]{16}$")
-
-
-def split_entry(entry: str) -> tuple[str, str]:
-    """(merchant, key) of a MERCHANT_API_KEYS entry: `name:key`, or a plain key."""
-    name, sep, key = entry.partition(":")
-    if sep and MERCHANT_NAME.match(name) and key:
-        return name, key
-    return DEFAULT_MERCHANT, entry
 
 
 def owns(merchant: str, booking_merchant: str) -> bool:
@@ -49,7 +40,7 @@ def owns(merchant: str, booking_merchant: str) -> bool:
 
 class MerchantKeys:
     def __init__(self, keys: Sequence[SecretStr]) -> None:
-        entries = [split_entry(k.get_secret_value().strip()) for k in keys]
+        entries = [merchant_entry(k.get_secret_value().strip()) for k in keys]
         self._keys = [(key.encode("utf-8"), name) for name, key in entries if key]
         if not self._keys:
             log.warning("MERCHANT_API_KEYS is empty: every merchant API request gets 401")
