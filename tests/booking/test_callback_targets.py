@@ -4,8 +4,14 @@ record every request that reaches them."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import shutil
+import ssl
+import subprocess
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -198,3 +204,69 @@ def test_an_exempt_network_is_delivered_to(
 
     assert deliver(ctx, booking_id, "booking.cancelled") == "delivered"
     assert len(merchant.wait_for(1, timeout=5)) == 1
+
+
+# -- https: the checked address, the name verified by TLS ----------------------------------
+
+
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    """A self-signed certificate for `merchant.test` (made with the openssl command)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command is not installed")
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = str(folder / "cert.pem"), str(folder / "key.pem")
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out",
+         cert, "-days", "1", "-subj", "/CN=merchant.test",
+         "-addext", "subjectAltName=DNS:merchant.test"],
+        check=True, capture_output=True, timeout=60,
+    )
+    return cert, key
+
+
+@contextlib.contextmanager
+def _tls_receiver(cert: str, key: str) -> Iterator[tuple[int, list[str]]]:
+    hosts: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            hosts.append(self.headers.get("Host", ""))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield int(server.server_address[1]), hosts
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_https_goes_to_the_checked_address_and_verifies_the_name(
+    tls_files: tuple[str, str],
+) -> None:
+    cert, key = tls_files
+    policy = TargetPolicy.build(False, [], ["127.0.0.1/32"])
+    with _tls_receiver(cert, key) as (port, hosts):
+        answer = callback_transport.post(
+            f"https://merchant.test:{port}/hooks", b"{}", {}, policy=policy, timeout=5,
+            resolver=lambda host, port_: ["127.0.0.1"], ca_certs=cert,
+        )
+        # The same server under another name: the certificate does not match, nothing sent.
+        with pytest.raises(callback_transport.CallbackTransportError):
+            callback_transport.post(
+                f"https://other.test:{port}/hooks", b"{}", {}, policy=policy, timeout=5,
+                resolver=lambda host, port_: ["127.0.0.1"], ca_certs=cert,
+            )
+    assert answer.status == 204
+    assert hosts == [f"merchant.test:{port}"]
