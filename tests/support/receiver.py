@@ -23,6 +23,8 @@ class Receiver:
     requests: list[Received] = field(default_factory=list)
     # status to answer for the n-th request (0-based); default 200
     status_for: Callable[[int], int] = lambda n: 200
+    # extra response headers (e.g. Location for a redirect)
+    answer_headers: dict[str, str] = field(default_factory=dict)
 
     def wait_for(self, count: int, timeout: float = 30.0) -> list[Received]:
         deadline = time.monotonic() + timeout
@@ -32,7 +34,7 @@ class Receiver:
 
 
 @contextmanager
-def receiver() -> Iterator[Receiver]:
+def receiver(host: str = "127.0.0.1") -> Iterator[Receiver]:
     state = Receiver(url="")
     lock = threading.Lock()
 
@@ -47,14 +49,16 @@ def receiver() -> Iterator[Receiver]:
                 )
             status = state.status_for(n)
             self.send_response(status)
+            for name, value in state.answer_headers.items():
+                self.send_header(name, value)
             self.send_header("Content-Length", "0")
             self.end_headers()
 
         def log_message(self, format: str, *args: object) -> None:
             return
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.url = f"http://127.0.0.1:{server.server_address[1]}"
+    server = ThreadingHTTPServer((host, 0), Handler)
+    state.url = f"http://{host}:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
