@@ -64,8 +64,11 @@ def same_database(client: redis.Redis, broker_url: str) -> bool:
     """Whether `broker_url` is a plain redis:// URL of the database `client` talks to."""
     if not broker_url.startswith("redis://"):
         return False
+    pool = getattr(client, "connection_pool", None)
+    if pool is None:  # a Redis Cluster client: the broker is never a cluster's database
+        return False
     parts = urlsplit(broker_url)
-    kwargs = client.connection_pool.connection_kwargs
+    kwargs = pool.connection_kwargs
     try:
         db = int(parts.path.strip("/") or 0)
     except ValueError:
