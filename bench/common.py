@@ -176,15 +176,16 @@ def celery_worker(env: dict[str, str], *, app: str = "worker", pool: str = "pref
 @contextlib.contextmanager
 def deployment(*, redis_url: str, broker_url: str | None = None, sandbox_args: Sequence[str] = (),
                workers: int = 0, pool: str = "prefork", concurrency: int = 4,
-               app: str = "worker", label: str = "bench") -> Iterator[Deployment]:
+               app: str = "worker", label: str = "bench",
+               overrides: dict[str, str] | None = None) -> Iterator[Deployment]:
     """The Korus sandbox and `workers` Celery workers of `app`, stopped on the way out."""
     LOGS.mkdir(parents=True, exist_ok=True)
     port = free_port()
     sandbox_url = f"http://127.0.0.1:{port}"
-    overrides = {"LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT)}
+    settings = {"LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT), **(overrides or {})}
     if broker_url:
-        overrides["BROKER_URL"] = broker_url
-    env = service_env(redis_url, sandbox_url, **overrides)
+        settings["BROKER_URL"] = broker_url
+    env = service_env(redis_url, sandbox_url, **settings)
     dep = Deployment(redis_url, broker_url or redis_url, sandbox_url, env)
     try:
         dep.procs.append(sandbox_proc(port, env, "--documents-delay", "0", *sandbox_args,
@@ -214,36 +215,6 @@ def stop_procs(dep: Deployment, procs: list[Proc]) -> None:
             dep.procs.remove(proc)
 
 
-@contextlib.contextmanager
-def environment(env: dict[str, str]) -> Iterator[None]:
-    """This process sees `env` (the driver uses the same settings as the workers)."""
-    from worker import runtime
-    from worker.settings import load_settings
-
-    saved = dict(os.environ)
-    os.environ.clear()
-    os.environ.update(env)
-    _clear_caches(runtime, load_settings)
-    try:
-        yield
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-        _clear_caches(runtime, load_settings)
-
-
-def _clear_caches(runtime: Any, load_settings: Any) -> None:
-    load_settings.cache_clear()
-    for name in ("redis_client", "store", "service", "korus_client", "step_context"):
-        getattr(runtime, name).cache_clear()
-    from worker.app import app
-
-    app.conf.broker_url = os.environ.get("BROKER_URL") or os.environ.get("REDIS_URL")
-    with contextlib.suppress(Exception):
-        app.pool.force_close_all()
-    app._pool = None
-
-
 def run_quiet(argv: Sequence[str], timeout: float) -> subprocess.CompletedProcess[str]:
     return subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout,
                           check=False)
@@ -254,3 +225,24 @@ def percentile(values: Sequence[float], q: float) -> float | None:
     if not ordered:
         return None
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def wait_drained(url: str, timeout: float = 60.0) -> bool:
+    """True once every queue list (all priority steps) and the unacked set are empty."""
+    from worker.celeryconfig import QUEUES
+
+    names = [f"{q}{suffix}" for q in QUEUES for suffix in ("", ":3", ":6", ":9")]
+    client = redis.Redis.from_url(url)
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            pipe = client.pipeline(transaction=False)
+            for name in names:
+                pipe.llen(name)
+            pipe.hlen("unacked")
+            if not any(pipe.execute()):
+                return True
+            time.sleep(0.05)
+        return False
+    finally:
+        client.close()

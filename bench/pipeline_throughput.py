@@ -16,8 +16,16 @@ from typing import Any
 
 import redis
 
-from bench.common import Figure, Options, command_for, deployment, private_redis, start_workers, \
-    stop_procs
+from bench.common import (
+    Figure,
+    Options,
+    command_for,
+    deployment,
+    private_redis,
+    start_workers,
+    stop_procs,
+    wait_drained,
+)
 from bench.driver import Driver
 
 NAME = "pipeline_throughput"
@@ -66,6 +74,7 @@ def measure(options: Options) -> list[Figure]:
                                   app="bench.raw_app", label=f"{NAME}-raw")
             raw_chain(url, 8, 60)  # warm-up: workers up and connected
             raw_rates.append(raw_chain(url, count, timeout))
+            wait_drained(url)  # the trailing notify messages, before other workers start
             stop_procs(dep, procs)
 
             procs = start_workers(dep, workers, pool="prefork", concurrency=concurrency,
@@ -76,6 +85,7 @@ def measure(options: Options) -> list[Figure]:
                 run = driver.batch(count, timeout=timeout)
             finally:
                 driver.close()
+            wait_drained(url)
             stop_procs(dep, procs)
             real_rates.append(run.rate())
             incomplete += count - run.completed
