@@ -47,7 +47,7 @@ from worker.korus.models import (
     TicketSession,
 )
 from worker.korus.pages import Page, PageView, iter_pages
-from worker.korus.transport import shared_session
+from worker.korus.transport import idle_sessions, leased_session
 
 __all__ = [
     "ALREADY_ORDERED_CODE",
@@ -95,10 +95,11 @@ __all__ = [
     "TicketSession",
     "TokenProvider",
     "Violation",
+    "idle_sessions",
     "iri_of",
     "iter_pages",
     "last_segment",
+    "leased_session",
     "path_segment",
     "reservation_iri",
-    "shared_session",
 ]
