@@ -57,7 +57,8 @@ def table(figures: list[Figure]) -> str:
     widths = [min(60, max(len(r[i]) for r in rows)) for i in range(len(rows[0]) - 1)]
     lines = []
     for row in rows:
-        cells = [c.ljust(w) if len(c) <= w else c[: w - 1] + "…" for c, w in zip(row, widths)]
+        cells = [c.ljust(w) if len(c) <= w else c[: w - 1] + "…" 
+                 for c, w in zip(row, widths, strict=False)]
         lines.append("  ".join([*cells, row[-1]]))
     return "\n".join(lines)
 
@@ -86,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             module: Any = importlib.import_module(f"bench.{name}")
             measured = module.measure(options)
-        except Exception:  # noqa: BLE001 - report every figure, then fail the run
+        except Exception:
             traceback.print_exc()
             crashed.append(name)
             continue

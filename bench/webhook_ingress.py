@@ -15,8 +15,8 @@ from collections import Counter
 from contextlib import ExitStack
 from typing import Any
 
-from bench.common import ROOT, Figure, Options, command_for, private_redis
 from bench import webhook_rate
+from bench.common import ROOT, Figure, Options, command_for, private_redis
 from worker.processes import Proc, free_port, service_env, wait_http
 
 NAME = "webhook_ingress"

@@ -339,7 +339,7 @@ def test_concurrent_calls_never_share_a_session_and_reuse_them_after(
         for _ in range(2):
             barrier = threading.Barrier(threads)
 
-            def call() -> None:
+            def call(barrier: threading.Barrier = barrier) -> None:
                 barrier.wait()
                 client.transport.request("GET", "/v1/ping")
 
