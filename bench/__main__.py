@@ -57,7 +57,7 @@ def table(figures: list[Figure]) -> str:
     widths = [min(60, max(len(r[i]) for r in rows)) for i in range(len(rows[0]) - 1)]
     lines = []
     for row in rows:
-        cells = [c.ljust(w) if len(c) <= w else c[: w - 1] + "…" 
+        cells = [c.ljust(w) if len(c) <= w else c[: w - 1] + "…"
                  for c, w in zip(row, widths, strict=False)]
         lines.append("  ".join([*cells, row[-1]]))
     return "\n".join(lines)
