@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint bench-sandbox bench-webhooks bench-sweep clean
+.PHONY: demo test lint bench bench-smoke bench-sandbox bench-webhooks bench-sweep clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,13 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check worker tasks tests bench
 	$(BIN)/mypy
+
+# Every figure with its same-run baseline (python -m bench --help); ARGS="--only sweep_scale".
+bench: $(STAMP)
+	$(BIN)/python -m bench $(ARGS)
+
+bench-smoke: $(STAMP)
+	$(BIN)/python -m bench --smoke $(ARGS)
 
 bench-sandbox: $(STAMP)
 	$(BIN)/python bench/sandbox_rate.py $(ARGS)
