@@ -246,3 +246,68 @@ def wait_drained(url: str, timeout: float = 60.0) -> bool:
         return False
     finally:
         client.close()
+
+
+def process_tree(pid: int) -> set[int]:
+    """`pid` and all its descendants (Linux /proc)."""
+    found = {pid}
+    frontier = [pid]
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(parent, []).append(int(entry))
+    while frontier:
+        for child in children.get(frontier.pop(), []):
+            if child not in found:
+                found.add(child)
+                frontier.append(child)
+    return found
+
+
+def cpu_seconds(pids: set[int]) -> float:
+    """User + system CPU seconds of these processes so far (Linux /proc; 0 elsewhere)."""
+    total = 0.0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
+
+
+def redis_pid(url: str) -> int:
+    client = redis.Redis.from_url(url)
+    try:
+        return int(client.info("server")["process_id"])
+    finally:
+        client.close()
+
+
+class CpuMeter:
+    """CPU seconds spent by groups of processes between start() and stop()."""
+
+    def __init__(self, groups: dict[str, set[int]]) -> None:
+        self.groups = groups
+        self.spent: dict[str, float] = {}
+        self._before: dict[str, float] = {}
+
+    def _self_cpu(self) -> float:
+        usage = os.times()
+        return usage.user + usage.system
+
+    def start(self) -> None:
+        self._before = {name: cpu_seconds(pids) for name, pids in self.groups.items()}
+        self._before["driver"] = self._self_cpu()
+
+    def stop(self) -> dict[str, float]:
+        self.spent = {name: cpu_seconds(pids) - self._before[name]
+                      for name, pids in self.groups.items()}
+        self.spent["driver"] = self._self_cpu() - self._before["driver"]
+        return self.spent

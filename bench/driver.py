@@ -1,7 +1,7 @@
 """Drives bookings through a running deployment, as the merchant API and the payment
 webhooks do (`BookingService.start_booking`, `record_payment`), and times them.
 
-The driver watches the state indexes (one ZRANGE and one ZMSCORE per poll), pays each
+The driver watches the state indexes (a ZMSCORE or two per poll, every 50 ms), pays each
 booking as soon as it is `awaiting_payment`, and takes the completion time from the
 record's own `updated_at`, so the polling interval does not blur latencies.
 """
@@ -24,7 +24,7 @@ from worker.booking.states import CLOSED, State
 from worker.booking.store import BookingStore
 from worker.enqueue import CeleryEnqueuer
 
-POLL_SECONDS = 0.02
+POLL_SECONDS = 0.05
 
 
 def celery_app(broker_url: str, name: str = "bench-driver") -> Celery:
@@ -95,6 +95,7 @@ class Driver:
                                       event_ttl_seconds=3600, policy="all_or_nothing")
         self.catalog = catalog
         self.counter = 0
+        self._last_full_check = 0.0
 
     def close(self) -> None:
         self.redis.close()
@@ -122,7 +123,6 @@ class Driver:
             due = count if rate is None else min(count, int((time.monotonic() - t0) * rate) + 1)
             while len(run.created) < due:
                 self._create(run, product)
-                open_ids.update(set(run.created) - set(run.states))
             open_ids = {i for i in run.created if i not in run.states}
             self._pay_held(run, open_ids)
             self._collect_closed(run, open_ids)
@@ -151,16 +151,22 @@ class Driver:
             run.accepted[booking.id] = time.time()
 
     def _collect_closed(self, run: Run, open_ids: set[str]) -> None:
+        """Completed bookings by their index (one ZMSCORE a poll); every other closed
+        state by reading the states, once a second (cheap polling: the driver shares
+        the machine's CPU with what it measures)."""
         ids = list(open_ids)
         if not ids:
             return
-        pipe = self.poll.pipeline(transaction=False)
-        for i in ids:
-            pipe.hget(keys.booking(i), "state")
-        for booking_id, state in zip(ids, pipe.execute(), strict=True):
-            if state is not None and State(state) in CLOSED:
-                closed = self.poll_store.load(booking_id)
-                if closed is None:
-                    continue
-                run.states[booking_id] = closed.state.value
-                run.finished[booking_id] = closed.updated_at.timestamp()
+        scores = self.poll.zmscore(keys.by_state(State.COMPLETED.value), ids)
+        done = [i for i, score in zip(ids, scores, strict=True) if score is not None]
+        if time.monotonic() - self._last_full_check >= 1.0:
+            self._last_full_check = time.monotonic()
+            pipe = self.poll.pipeline(transaction=False)
+            for i in ids:
+                pipe.hget(keys.booking(i), "state")
+            done += [i for i, state in zip(ids, pipe.execute(), strict=True)
+                     if state is not None and State(state) in CLOSED and i not in done]
+        for closed in self.poll_store.load_many(done):
+            if closed.state in CLOSED:
+                run.states[closed.id] = closed.state.value
+                run.finished[closed.id] = closed.updated_at.timestamp()
