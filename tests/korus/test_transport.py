@@ -23,6 +23,7 @@ from worker.korus import (
     KorusOutcomeUnknownError,
     KorusRejectedError,
     KorusTransientError,
+    StaticTokenProvider,
     idle_sessions,
     leased_session,
 )
@@ -354,3 +355,25 @@ def test_concurrent_calls_never_share_a_session_and_reuse_them_after(
     assert len(users) >= 2  # the calls really ran side by side on several sessions
     assert len(users) <= threads  # the second round reused the first round's sessions
     assert idle_sessions() >= len(users) - 1
+
+
+def test_proxies_from_the_environment_are_honoured_though_read_once(
+    server: ScriptedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sessions do not re-read the environment on each call (trust_env is off), yet a
+    proxy set in the environment still carries the calls, and NO_PROXY still applies."""
+    from worker.korus import transport
+
+    transport._environment_for.cache_clear()
+    monkeypatch.setenv("HTTP_PROXY", server.url)
+    monkeypatch.setenv("NO_PROXY", "direct.invalid")
+    try:
+        KorusClient("http://korus.invalid", StaticTokenProvider("t")).transport.request(
+            "GET", "/v1/ping"
+        )
+        assert server.seen[-1].path == "http://korus.invalid/v1/ping"  # sent to the proxy
+        with pytest.raises(KorusNotSentError):  # NO_PROXY: straight to a host that is not
+            KorusClient("http://direct.invalid", StaticTokenProvider("t"),
+                        connect_timeout=1).transport.request("GET", "/v1/ping")
+    finally:
+        transport._environment_for.cache_clear()

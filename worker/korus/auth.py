@@ -26,7 +26,12 @@ import redis
 import requests
 
 from worker.korus.errors import KorusAuthError, KorusTransientError
-from worker.korus.transport import error_from_exception, leased_session, parse_retry_after
+from worker.korus.transport import (
+    environment_settings,
+    error_from_exception,
+    leased_session,
+    parse_retry_after,
+)
 
 # Compare-and-delete of the refresh lock: only its holder may release it.
 _RELEASE_LOCK = """
@@ -239,6 +244,7 @@ class SharedTokenProvider:
                     headers={"Accept": "application/json"},
                     timeout=self._timeout,
                     allow_redirects=False,
+                    **environment_settings(self._token_url),
                 )
         except requests.RequestException as error:
             # Asking for a token changes nothing that matters: any failure is transient.

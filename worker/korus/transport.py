@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
+import functools
 import json
 import math
 import os
@@ -64,12 +65,34 @@ _sessions_pid: int | None = None
 def new_session() -> requests.Session:
     """A session with a pooled adapter and no urllib3 retries (retries belong to tasks)."""
     session = requests.Session()
+    # The environment (proxies, CA bundle) is read once per origin (environment_settings)
+    # and passed with each request: requests would re-read it, and ~/.netrc, on every call.
+    session.trust_env = False
     # One caller at a time (see leased_session): 4 hosts at most (API, token endpoint,
     # document storage, sandbox), a couple of kept-alive connections to each.
     adapter = HTTPAdapter(pool_connections=4, pool_maxsize=2, max_retries=0)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
+
+
+@functools.lru_cache(maxsize=16)
+def _environment_for(origin: str) -> tuple[tuple[tuple[str, str], ...], str | bool]:
+    probe = requests.Session()  # trust_env: reads HTTPS_PROXY, NO_PROXY, REQUESTS_CA_BUNDLE
+    try:
+        found = probe.merge_environment_settings(origin + "/", {}, None, None, None)
+    finally:
+        probe.close()
+    verify = found["verify"]
+    return tuple(sorted(found["proxies"].items())), True if verify is None else verify
+
+
+def environment_settings(url: str) -> dict[str, Any]:
+    """The proxies and TLS verification requests would take from the environment for
+    `url` (NO_PROXY included), looked up once per origin: pass them to each request."""
+    parts = urlsplit(url)
+    proxies, verify = _environment_for(f"{parts.scheme}://{parts.netloc}")
+    return {"proxies": dict(proxies), "verify": verify}
 
 
 @contextlib.contextmanager
@@ -326,16 +349,18 @@ class Transport:
         try:
             # The body is read before the session goes back (requests reads it unless
             # stream=True), so the response outlives the lease safely.
+            url = self.url(path)
             with self._lease() as session:
                 response = session.request(
                     method,
-                    self.url(path),
+                    url,
                     params=params,
                     data=data,
                     headers=headers,
                     timeout=self.timeout,
                     # A redirected POST silently turns into a GET: never follow one.
                     allow_redirects=not state_changing,
+                    **environment_settings(url),
                 )
         except requests.RequestException as error:
             mapped = error_from_exception(error, method, path, state_changing=state_changing)
