@@ -3,7 +3,8 @@ happy path and with 10 % of Korus calls failing (the demo's fault mix), so nothi
 wasted can hide.
 
 Booking state and the broker each get a private redis-server. Redis commands are counted
-with MONITOR on the state server, per client, leaving out the bench's own polling
+with MONITOR on the state server (round trips: the server's socket reads, less the
+driver's own polling), per client, leaving out the bench's own polling
 connection (`bench-poll`); commands run inside Lua scripts are counted apart. Broker
 messages are the LPUSHes on the broker server (INFO commandstats; a task message is one
 LPUSH), task events the PUBLISHes. Korus calls are the sandbox's own call counts.
@@ -85,6 +86,14 @@ class Monitor:
         return total
 
 
+def reads_processed(url: str) -> int:
+    client = redis.Redis.from_url(url)
+    try:
+        return int(client.info("stats")["total_reads_processed"])
+    finally:
+        client.close()
+
+
 def client_addresses(url: str, name: str) -> set[str]:
     client = redis.Redis.from_url(url)
     try:
@@ -114,10 +123,15 @@ def one_run(count: int, fault_rate: float, timeout: float) -> dict[str, Any]:
             wait_drained(broker_url)
             calls_before = Counter(admin.calls())
             reset_stats(broker_url)
+            reads_before = reads_processed(state_url)
+            driver.poll_round_trips = 0
             with Monitor(state_url) as monitor:
                 run = driver.batch(count, timeout=timeout)
                 wait_drained(broker_url, timeout=30)  # trailing notify messages
                 poll = client_addresses(state_url, "bench-poll")
+            # Socket reads the server processed: one per round trip (a pipeline is one),
+            # less the driver's polling and this bench's own calls (about 4).
+            round_trips = reads_processed(state_url) - reads_before - driver.poll_round_trips - 4
             broker = command_counts(broker_url)
             calls = Counter(admin.calls()) - calls_before
         finally:
@@ -133,6 +147,7 @@ def one_run(count: int, fault_rate: float, timeout: float) -> dict[str, Any]:
         "redis_commands": sum(commands.values()) / n,
         "redis_commands_by_name": {k: round(v / n, 2) for k, v in commands.most_common()},
         "redis_commands_in_lua": sum(monitor.lua.values()) / n,
+        "redis_round_trips": round_trips / n,
         "broker_messages": broker.get("lpush", 0) / n,
         "broker_task_events": broker.get("publish", 0) / n,
         "broker_commands": sum(broker.values()) / n,
@@ -149,6 +164,7 @@ def measure(options: Options) -> list[Figure]:
     for label, key, unit, minimum in (
         ("Korus calls", "korus_calls", "calls/booking", MIN_KORUS_CALLS),
         ("Redis commands", "redis_commands", "commands/booking", None),
+        ("Redis round trips", "redis_round_trips", "round trips/booking", None),
         ("broker messages", "broker_messages", "messages/booking", MIN_MESSAGES),
     ):
         figures.append(Figure(
