@@ -88,3 +88,84 @@ def test_writes_survive_redis_forgetting_its_scripts(redis_client: redis.Redis) 
 
     assert store.update(booking.id, cancel).changed
     assert store.load(booking.id).state == State.CANCELLED  # type: ignore[union-attr]
+
+
+class CountingRedis(redis.Redis):
+    """The real client, counting the commands it sends one by one (not in pipelines)."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.sent: list[str] = []
+
+    def execute_command(self, *args: object, **options: object) -> object:
+        self.sent.append(str(args[0]))
+        return super().execute_command(*args, **options)
+
+
+def counting_client(redis_client: redis.Redis) -> CountingRedis:
+    return CountingRedis(connection_pool=redis_client.connection_pool)
+
+
+def note(reason: str):  # type: ignore[no-untyped-def]
+    def transition(booking: Booking) -> Change:
+        booking.reason = reason
+        return Change(booking, reason, note=True)
+
+    return transition
+
+
+def test_an_update_after_this_store_wrote_the_record_does_not_read_it_again(
+    redis_client: redis.Redis,
+) -> None:
+    client = counting_client(redis_client)
+    store = BookingStore(client, retention_seconds=600)
+    booking = held_booking("bk_ryw")
+    store.create(booking, reason="created")
+    client.sent.clear()
+    first = store.update(booking.id, note("one"))
+    second = store.update(booking.id, note("two"))
+    assert first.changed and second.changed
+    assert client.sent.count("HGET") == 0  # both wrote from the record this store knew
+    assert BookingStore(redis_client, retention_seconds=600).load(booking.id).reason == "two"  # type: ignore[union-attr]
+
+
+def test_a_remembered_record_made_stale_by_another_writer_is_never_trusted(
+    redis_client: redis.Redis,
+) -> None:
+    mine = BookingStore(redis_client, retention_seconds=600)
+    other = BookingStore(redis_client, retention_seconds=600)
+    booking = held_booking("bk_stale_guess")
+    mine.create(booking, reason="created")
+    other.update(booking.id, cancel)  # `mine` still remembers it awaiting payment
+
+    # On the remembered record this would cancel: the compare-and-set must refuse it and
+    # the fresh record (cancelled) finds nothing to do.
+    assert not mine.update(booking.id, cancel).changed
+
+    noted = other.update(booking.id, note("still cancelled"))
+    assert noted.changed
+    # Nothing to do on the remembered record either: the answer must still be the
+    # stored record (with the other writer's note), not the remembered one.
+    result = mine.update(booking.id, lambda b: None)
+    assert result.booking == other.load(booking.id)
+    assert result.booking is not None and result.booking.reason == "still cancelled"
+
+
+def test_nothing_to_do_on_a_stale_remembered_record_is_checked_against_redis(
+    redis_client: redis.Redis,
+) -> None:
+    mine = BookingStore(redis_client, retention_seconds=600)
+    other = BookingStore(redis_client, retention_seconds=600)
+    booking = held_booking("bk_stale_noop")
+    booking.state = State.RESERVING
+    booking.reservations = []
+    mine.create(booking, reason="created")
+    # Another worker lands the reservation: the booking now awaits payment.
+    other.update(booking.id, lambda b: Change(
+        b.model_copy(update={"state": State.AWAITING_PAYMENT}), "held"))
+
+    # `mine` remembers it reserving, where `cancel` has nothing to do; the stored record
+    # awaits payment, where it must cancel.
+    result = mine.update(booking.id, cancel)
+    assert result.changed and result.booking is not None
+    assert result.booking.state == State.CANCELLED

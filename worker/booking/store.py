@@ -11,6 +11,8 @@ never misses a booking.
 from __future__ import annotations
 
 import json
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,6 +26,8 @@ from worker.booking.record import Booking, utcnow
 from worker.booking.states import CLOSED, State, can_move
 
 TIMELINE_CAP = 200
+# Records remembered per store for read-your-writes (see BookingStore.__init__).
+RECENT_RECORDS = 1024
 
 # KEYS: booking hash, timeline list.
 # ARGV: expected version (-1: must not exist), new version, new state, json, ttl seconds
@@ -118,6 +122,13 @@ class BookingStore:
         self.retention_seconds = retention_seconds
         self.deadline_policy = deadline_policy or DeadlinePolicy()
         self._scripts: dict[str, str] = {}  # source -> sha1, loaded once per store
+        # Read-your-writes: the JSON of the records this store last read or wrote, by id.
+        # `update` takes it as its first guess instead of reading the record again (a
+        # step usually updates a booking it has just loaded or written); a guess is never
+        # trusted: a stale one fails the compare-and-set, and a guess the transition
+        # finds nothing to do with is read again from Redis before that is believed.
+        self._recent: OrderedDict[str, str] = OrderedDict()
+        self._recent_lock = threading.Lock()
 
     # -- reads ---------------------------------------------------------------
     def load(self, booking_id: str) -> Booking | None:
@@ -126,7 +137,26 @@ class BookingStore:
 
     def _load_raw(self, booking_id: str) -> str | None:
         raw = self.redis.hget(keys.booking(booking_id), "json")
-        return str(raw) if raw else None
+        if not raw:
+            self._forget(booking_id)
+            return None
+        self._remember(booking_id, str(raw))
+        return str(raw)
+
+    def _remember(self, booking_id: str, raw: str) -> None:
+        with self._recent_lock:
+            self._recent[booking_id] = raw
+            self._recent.move_to_end(booking_id)
+            while len(self._recent) > RECENT_RECORDS:
+                self._recent.popitem(last=False)
+
+    def _forget(self, booking_id: str) -> None:
+        with self._recent_lock:
+            self._recent.pop(booking_id, None)
+
+    def _recalled(self, booking_id: str) -> str | None:
+        with self._recent_lock:
+            return self._recent.get(booking_id)
 
     def load_many(self, booking_ids: Iterable[str]) -> list[Booking]:
         ids = list(booking_ids)
@@ -188,19 +218,26 @@ class BookingStore:
         """
         preloaded = current
         raw: str | None
-        for _ in range(attempts):
+        recalled = self._recalled(booking_id) if current is None else None
+        for _ in range(attempts + 1):
+            guess = False
             if preloaded is not None:
                 current, raw = preloaded, preloaded.to_json()
+            elif recalled is not None:
+                raw, guess = recalled, True
+                current = Booking.from_json(raw)
             else:
                 raw = self._load_raw(booking_id)
                 current = Booking.from_json(raw) if raw else None
-            preloaded = None
+            preloaded = recalled = None
             if current is None or raw is None:
                 return UpdateResult(None)
             # The transition works on its own copy, parsed again from the stored JSON:
             # three times cheaper than a deep copy of the model, and the same record.
             change = transition(Booking.from_json(raw))
             if change is None:
+                if guess:
+                    continue  # "nothing to do" is only believed of the stored record
                 return UpdateResult(current, previous_state=current.state)
             new = change.booking
             if new.state != current.state and not can_move(current.state, new.state):
@@ -261,6 +298,7 @@ class BookingStore:
     ) -> bool:
         deadline = next_deadline(new, self.deadline_policy)
         ttl = self.retention_seconds if new.state in CLOSED else 0
+        record = new.to_json()
 
         def write(pipe: Any) -> None:
             # Indexes ahead of the record: a crash after this leaves a stale hint, never
@@ -276,13 +314,17 @@ class BookingStore:
                 -1 if old is None else old.version,
                 new.version,
                 new.state.value,
-                new.to_json(),
+                record,
                 ttl,
                 TIMELINE_CAP,
                 *entries,
             )
 
         written = bool(self._pipelined(write)[-1])
+        if written:
+            self._remember(new.id, record)
+        else:
+            self._forget(new.id)
         if written:
             self._clean_after(old, new, deadline, index_score)
         return written
