@@ -15,6 +15,7 @@ import argparse
 import importlib
 import json
 import os
+import signal
 import sys
 import time
 import traceback
@@ -39,6 +40,10 @@ def _defaults() -> None:
     for key, value in service_env("redis://127.0.0.1:1/0", "http://127.0.0.1:9").items():
         os.environ.setdefault(key, value)
     os.environ.setdefault("LOG_LEVEL", "WARNING")
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def fmt(value: float | None) -> str:
@@ -77,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown figure(s) {', '.join(unknown)}; choose from {', '.join(FIGURES)}")
     _defaults()
     os.chdir(ROOT)
+    # SIGTERM unwinds like Ctrl-C, so every process and Redis server started is stopped.
+    signal.signal(signal.SIGTERM, _interrupt)
     options = Options(smoke=args.smoke, large=args.large)
     figures: list[Figure] = []
     crashed: list[str] = []
