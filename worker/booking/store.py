@@ -78,7 +78,7 @@ def encode_record(booking: Booking) -> str:
 
 
 def compress_json(raw: str) -> str:
-    return COMPRESSED + base64.b64encode(zlib.compress(raw.encode(), 6)).decode("ascii")
+    return COMPRESSED + base64.b64encode(zlib.compress(raw.encode(), 1)).decode("ascii")
 
 
 def decode_record(stored: str) -> str:
