@@ -50,10 +50,11 @@ def measure(options: Options) -> list[Figure]:
     figures = []
     for size in sizes[1:]:
         report = reports[size]
+        # The fastest of the repeats: other load on the machine only ever adds time.
         figures.append(Figure(
-            f"{NAME} sweep ms @{label(size)}", report["due_sweep_ms"], "ms/sweep",
-            f"same sweep ({due} due) at {label(sizes[0])} open", smallest["due_sweep_ms"],
-            "ratio <= 2", command, details=report))
+            f"{NAME} sweep ms @{label(size)}", min(report["due_sweep_ms_runs"]), "ms/sweep",
+            f"same sweep ({due} due) at {label(sizes[0])} open",
+            min(smallest["due_sweep_ms_runs"]), "ratio <= 2", command, details=report))
     json_bytes = record_json_bytes()
     for size in sizes:
         figures.append(Figure(
