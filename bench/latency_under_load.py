@@ -57,7 +57,7 @@ def measure(options: Options) -> list[Figure]:
     workers = options.size(WORKERS, 1)
     concurrency = options.size(CONCURRENCY, 2)
     burst = options.size(120, 12)
-    seconds = options.size(20, 4)
+    seconds = options.size(20, 3)
     command = command_for(NAME, options)
     loads: dict[float, Any] = {}
     with private_redis() as url, deployment(
