@@ -30,6 +30,7 @@ FIGURES = (
     "webhook_ingress",
     "sweep_scale",
     "work_per_booking",
+    "sandbox_capacity",
 )
 
 

@@ -78,7 +78,7 @@ def best(samples: list[dict[str, float]]) -> dict[str, float]:
 
 
 def measure(options: Options) -> list[Figure]:
-    count = options.size(300, 40)
+    count = options.size(300, 20)
     rounds = options.size(2, 1)
     workers = options.size(WORKERS, 1)
     concurrency = options.size(CONCURRENCY, 2)

@@ -73,7 +73,7 @@ def serve_and_load(app_path: str, redis_url: str, *, seconds: float, clients: in
 
 
 def measure(options: Options) -> list[Figure]:
-    seconds = options.size(10, 3)
+    seconds = options.size(10, 2)
     clients, threads = 2, 8
     max_requests = options.size(50_000, 5_000)
     with private_redis() as url:
