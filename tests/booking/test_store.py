@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 import redis
 
 from tests.support.booking import CUSTOMER
 from worker.booking import keys
 from worker.booking.record import Booking, Customer, HeldReservation, utcnow
 from worker.booking.states import State
-from worker.booking.store import BookingStore, Change
+from worker.booking.store import BookingStore, Change, ConcurrentUpdateError
 
 
 def held_booking(booking_id: str) -> Booking:
@@ -188,3 +189,34 @@ def test_records_are_stored_compressed_and_plain_json_records_are_still_read(
     fresh = BookingStore(redis_client, retention_seconds=600)  # remembers nothing
     assert fresh.update(older.id, cancel).changed
     assert fresh.load(older.id).state == State.CANCELLED  # type: ignore[union-attr]
+
+
+def test_a_write_moves_the_state_indexes_and_a_lost_one_touches_none(
+    redis_client: redis.Redis,
+) -> None:
+    store = BookingStore(redis_client, retention_seconds=600)
+    booking = held_booking("bk_indexes")
+    store.create(booking, reason="created")
+    awaiting, cancelled = keys.by_state("awaiting_payment"), keys.by_state("cancelled")
+    assert redis_client.zscore(awaiting, booking.id) is not None
+    assert redis_client.zscore(keys.DEADLINES, booking.id) is not None
+    redis_client.hset(keys.callbacks(booking.id), "booking.reserved", "delivered")
+
+    stale = store.load(booking.id)
+    assert store.update(booking.id, cancel).changed
+    assert redis_client.zscore(awaiting, booking.id) is None  # moved out of the old state
+    assert redis_client.zscore(cancelled, booking.id) is not None
+    assert redis_client.zscore(keys.DEADLINES, booking.id) is None  # closed: no deadline
+    assert 0 < redis_client.ttl(keys.callbacks(booking.id)) <= 600  # expires with it
+
+    # A writer that lost the compare-and-set leaves every index as it was.
+    def expire(b: Booking) -> Change | None:
+        if b.state != State.AWAITING_PAYMENT:
+            return None
+        b.state = State.EXPIRED
+        return Change(b, "late")
+
+    with pytest.raises(ConcurrentUpdateError):
+        store.update(booking.id, expire, current=stale, attempts=1)
+    assert redis_client.zscore(keys.by_state("expired"), booking.id) is None
+    assert redis_client.zscore(cancelled, booking.id) is not None
