@@ -10,6 +10,7 @@ from celery import Task
 from tasks.policy import MESSAGE_RETRY_CEILING
 from worker.app import app
 from worker.booking.callbacks import deliver
+from worker.booking.context import RetryLater
 from worker.runtime import step_context
 
 log = logging.getLogger("booking.callbacks")
@@ -23,6 +24,8 @@ def notify(self: Task, booking_id: str, event_type: str) -> Any:
     """Make one delivery attempt; failures are scheduled again and never touch the booking."""
     try:
         return deliver(step_context(), booking_id, event_type, task_id=self.request.id)
+    except RetryLater as wait:
+        raise self.retry(countdown=wait.countdown, max_retries=self.max_retries) from None
     except Exception:
         log.exception("callback %s booking=%s: attempt failed unexpectedly", event_type, booking_id)
         return None

@@ -34,8 +34,8 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from tests.support.booking import request_for
 from worker.booking.context import RetryLater, StepContext
 from worker.booking.deadlines import DeadlinePolicy
-from worker.booking.effects import DRIVER, send_driver
 from worker.booking.documents import fetch_documents
+from worker.booking.effects import DRIVER, send_driver
 from worker.booking.ordering import claim, create_order, unordered
 from worker.booking.payment import payment_succeeded
 from worker.booking.record import utcnow

@@ -26,7 +26,7 @@ from typing import Any
 import requests
 
 from worker.alerts import alert
-from worker.booking.context import StepContext
+from worker.booking.context import RetryLater, StepContext
 from worker.booking.record import Booking
 
 log = logging.getLogger("booking.callbacks")
@@ -206,6 +206,8 @@ def deliver(ctx: StepContext, booking_id: str, event_type: str, task_id: str | N
             error,
             delay,
         )
+        if delay <= settings.countdown_max_seconds:
+            raise RetryLater(f"callback attempt {attempt} failed", delay) from None
         return "retry scheduled"
     delivered = _dump({"status": "delivered", "attempts": attempt})
     ctx.store.callback_swap(booking_id, event_type, sending, delivered, due=None)
