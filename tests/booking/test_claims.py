@@ -18,12 +18,12 @@ from tests.support.booking import request_for
 from worker.booking import keys
 from worker.booking.context import StepContext
 from worker.booking.deadlines import next_deadline
-from worker.booking.effects import DRIVER, send_driver
+from worker.booking.effects import send_driver
 from worker.booking.record import Booking, utcnow
 from worker.booking.requests import PaymentEvent
 from worker.booking.reserve import reserve
 from worker.booking.service import BookingService
-from worker.booking.states import CLOSED, FINAL, State
+from worker.booking.states import CLOSED, DRIVER, FINAL, State
 from worker.booking.store import Change
 from worker.booking.sweep import sweep
 from worker.korus.auth import SharedTokenProvider

@@ -35,14 +35,14 @@ from tests.support.booking import request_for
 from worker.booking.context import RetryLater, StepContext
 from worker.booking.deadlines import DeadlinePolicy
 from worker.booking.documents import fetch_documents
-from worker.booking.effects import DRIVER, send_driver
+from worker.booking.effects import send_driver
 from worker.booking.ordering import claim, create_order, unordered
 from worker.booking.payment import payment_succeeded
 from worker.booking.record import utcnow
 from worker.booking.requests import PaymentEvent
 from worker.booking.reserve import reserve
 from worker.booking.service import BookingService
-from worker.booking.states import FINAL, PAID_STATES, State
+from worker.booking.states import DRIVER, FINAL, PAID_STATES, State
 from worker.booking.store import BookingStore, ConcurrentUpdateError
 from worker.korus.auth import SharedTokenProvider
 from worker.korus.client import KorusClient

@@ -23,6 +23,8 @@ class Receiver:
     requests: list[Received] = field(default_factory=list)
     # status to answer for the n-th request (0-based); default 200
     status_for: Callable[[int], int] = lambda n: 200
+    # seconds to wait before answering the n-th request (0-based); default none
+    delay_for: Callable[[int], float] = lambda n: 0.0
 
     def wait_for(self, count: int, timeout: float = 30.0) -> list[Received]:
         deadline = time.monotonic() + timeout
@@ -46,6 +48,9 @@ def receiver() -> Iterator[Receiver]:
                     Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
                 )
             status = state.status_for(n)
+            delay = state.delay_for(n)
+            if delay:
+                time.sleep(delay)
             self.send_response(status)
             self.send_header("Content-Length", "0")
             self.end_headers()

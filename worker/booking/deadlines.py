@@ -3,7 +3,7 @@
 Every state that is not final has a deadline, so every booking has a way out:
 - awaiting_payment: `cancel_margin` before the earliest expiresAt (cancel the hold);
 - paid / ordering / order_uncertain: also that margin (alert, hurry the order);
-- a state driven by a task (effects.DRIVER): `retry_at` when a backoff or a parked step
+- a state driven by a task (states.DRIVER): `retry_at` when a backoff or a parked step
   waits in Redis, otherwise `redrive_after` the last change: then the sweeper checks the
   step's claim (lease and owner liveness) and drives the booking again if none is live;
 - any working state: `stuck_after` the last change (alert);
@@ -28,7 +28,7 @@ class DeadlinePolicy:
     beneficiary_wait: timedelta = timedelta(days=3)
 
 
-# States a task drives (the keys of effects.DRIVER but awaiting_beneficiary, which only
+# States a task drives (the keys of states.DRIVER but awaiting_beneficiary, which only
 # the merchant's data or its timeout moves on).
 DRIVEN = frozenset(
     {

@@ -12,7 +12,7 @@ from typing import Protocol
 
 from worker.alerts import alert
 from worker.booking.record import Booking
-from worker.booking.states import State
+from worker.booking.states import DRIVER, State
 
 # State entered -> merchant callback event type (design.md "Merchant callbacks").
 CALLBACK_ON_ENTRY: dict[State, str] = {
@@ -68,22 +68,6 @@ class ExpectingCallbacks:
     def notify(self, booking_id: str, event_type: str) -> None:
         self.expect(booking_id, event_type)
         self.inner.notify(booking_id, event_type)
-
-
-# The one map from a state to the task that drives a booking out of it. Used by effects
-# (below), BookingService.retry and the sweeper. States absent here are waits (payment,
-# documents' downloadableAt, beneficiary data) or closed.
-DRIVER: dict[State, str] = {
-    State.RECEIVED: "booking.reserve",
-    State.RESERVING: "booking.reserve",
-    State.PAID: "booking.create_order",
-    State.ORDERING: "booking.create_order",
-    State.ORDER_UNCERTAIN: "booking.create_order",
-    State.ORDERED: "booking.fetch_documents",
-    State.FETCHING_DOCUMENTS: "booking.fetch_documents",
-    State.DOCUMENTS_PENDING: "booking.fetch_documents",
-    State.AWAITING_BENEFICIARY: "booking.fetch_documents",
-}
 
 
 def send_driver(booking_id: str, state: State, enqueue: Enqueuer, *, urgent: bool = False) -> str:

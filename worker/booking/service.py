@@ -19,12 +19,12 @@ import redis
 
 from worker.alerts import alert
 from worker.booking import keys
-from worker.booking.effects import DRIVER, Enqueuer, after_transition, send_driver
+from worker.booking.effects import Enqueuer, after_transition, send_driver
 from worker.booking.payment import cancel as cancel_transition
 from worker.booking.payment import cancel_event, failed_attempt
 from worker.booking.record import Booking, Customer, Payment, utcnow
 from worker.booking.requests import BookingRequest, PaymentEvent
-from worker.booking.states import State
+from worker.booking.states import DRIVER, State
 from worker.booking.store import BookingStore
 
 IDEMPOTENCY_TTL = int(timedelta(hours=24).total_seconds())

@@ -86,3 +86,20 @@ ALLOWED: dict[State, frozenset[State]] = {
 
 def can_move(source: State, target: State) -> bool:
     return target in ALLOWED[source]
+
+
+# The one map from a state to the task that drives a booking out of it, used by effects,
+# BookingService.retry and the sweeper. States absent here are waits (payment, documents'
+# downloadableAt) or closed. Failure counts of a step last while its task drives the
+# booking (ordering <-> order_uncertain is one step), and restart when another takes over.
+DRIVER: dict[State, str] = {
+    State.RECEIVED: "booking.reserve",
+    State.RESERVING: "booking.reserve",
+    State.PAID: "booking.create_order",
+    State.ORDERING: "booking.create_order",
+    State.ORDER_UNCERTAIN: "booking.create_order",
+    State.ORDERED: "booking.fetch_documents",
+    State.FETCHING_DOCUMENTS: "booking.fetch_documents",
+    State.DOCUMENTS_PENDING: "booking.fetch_documents",
+    State.AWAITING_BENEFICIARY: "booking.fetch_documents",
+}

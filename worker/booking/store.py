@@ -28,7 +28,7 @@ import redis
 from worker.booking import keys
 from worker.booking.deadlines import DeadlinePolicy, next_deadline
 from worker.booking.record import Booking, utcnow
-from worker.booking.states import CLOSED, State, can_move
+from worker.booking.states import CLOSED, DRIVER, State, can_move
 
 TIMELINE_CAP = 200
 
@@ -202,13 +202,14 @@ class BookingStore:
             if new.state != current.state and not can_move(current.state, new.state):
                 raise IllegalTransitionError(f"{current.state} -> {new.state} ({change.reason})")
             if new.state != current.state:
-                # Progress: the new state's step starts with a fresh budget, and a claim
-                # on the old state's step ends (unless the transition took a new one).
-                new.step_failures = 0
-                new.unexpected_failures = 0
-                new.retry_at = None
+                # Progress: a claim on the old state's step ends (unless the transition
+                # took a new one); another task's step starts with a fresh budget.
                 if new.claim == current.claim:
                     new.claim = None
+                new.retry_at = None
+                if DRIVER.get(new.state) != DRIVER.get(current.state):
+                    new.step_failures = 0
+                    new.unexpected_failures = 0
             new.version = current.version + 1
             new.updated_at = utcnow()
             entry = timeline_entry(

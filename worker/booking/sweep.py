@@ -16,7 +16,7 @@ What is due, per state (worker.booking.deadlines computes the score):
 - paid / ordering / order_uncertain near expiresAt: alert, and put create_order at the
   head of the payments queue (once per booking);
 - documents_pending whose downloadableAt has come: fetch_documents;
-- a state a task drives (effects.DRIVER), `redrive_after` its last change or at its
+- a state a task drives (states.DRIVER), `redrive_after` its last change or at its
   `retry_at`: if its step holds no live claim (lease running and owner's liveness key
   present), enqueue the driving task again; without progress for `stuck_after`, alert;
 - awaiting_beneficiary: alert once when stuck; after `beneficiary_wait`, refund_required.
