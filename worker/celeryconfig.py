@@ -4,8 +4,10 @@ Why these values:
 - acks_late + reject_on_worker_lost: a message is acknowledged only after its task ran;
   a killed worker's message is delivered again and the idempotent task finishes the job.
 - prefetch 1: a worker holds no queue of Korus-calling messages it cannot start.
-- visibility_timeout above the longest countdown (retry cap, document waits), so the
-  Redis transport never redelivers a scheduled message before it is due.
+- visibility_timeout above the longest countdown (COUNTDOWN_MAX_SECONDS; longer waits
+  live in Redis deadlines), so the Redis transport never redelivers a scheduled message
+  before it is due. It is short (5 min) and not how a killed worker is recovered from:
+  claims with leases and the sweeper do that within a minute.
 - JSON only: task arguments are ids, never pickled objects.
 - Exactly one active beat: RedBeat keeps the schedule in Redis behind a lock that the
   active beat renews every loop; a standby beat blocks on the lock and takes over when it
@@ -37,7 +39,7 @@ enable_utc = True
 task_acks_late = True
 task_reject_on_worker_lost = True
 # A task that failed or timed out is acknowledged (Celery's default, kept): its failure
-# is in Sentry and the sweeper's stuck check drives the booking again.
+# is counted in the booking record (tasks/policy.py) and the sweeper drives it again.
 worker_prefetch_multiplier = 1
 worker_send_task_events = True
 task_send_sent_event = True

@@ -209,9 +209,19 @@ def test_killed_in_the_middle_of_a_merchant_callback(
     fleet: Fleet, merchant: Receiver,
 ) -> None:
     client = redis.Redis.from_url(redis_url, decode_responses=True)
-    merchant.requests.clear()
-    merchant.delay_for = lambda n: 4.0 if n < 2 else 0.0  # the first two hang
-    ids = start(service, catalog, merchant)
+    hung: set[str] = set()
+
+    def first_reserved_hangs(n: int) -> float:
+        request = merchant.requests[n]
+        msg_id = request.headers.get("webhook-id", "")
+        if request.path == "/slow" and "booking.reserved" in msg_id and msg_id not in hung:
+            hung.add(msg_id)
+            return 4.0
+        return 0.0
+
+    merchant.delay_for = first_reserved_hangs
+    request = request_for(catalog, "Day Pass", callbackUrl=merchant.url + "/slow")
+    ids = [service.start_booking(request).booking.id for _ in range(2)]
 
     def sending() -> bool:
         raws = [client.hget(keys.callbacks(i), "booking.reserved") or "" for i in ids]
