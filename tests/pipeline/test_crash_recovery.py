@@ -243,3 +243,27 @@ def test_killed_in_the_middle_of_a_merchant_callback(
     assert took <= RECOVERY_SECONDS, took
     paid_all(service, ids)
     completed_within(service, ids, time.monotonic())
+
+
+def test_an_order_endpoint_failing_for_60_seconds_then_recovering_completes_the_booking(
+    service: BookingService, admin: SandboxAdmin, catalog: dict[str, Any], fleet: Fleet,
+    merchant: Receiver,
+) -> None:
+    """Finding 1: with every retry policy stopping after Celery's default of 3 retries,
+    this booking stayed `order_uncertain` for good (4 POSTs in about 11 s), no alert."""
+    (booking_id,) = start(service, catalog, merchant, count=1)
+    wait_for(service, booking_id, State.AWAITING_PAYMENT, timeout=60)
+    admin.set_fault(ORDERS, error_rate=1.0)
+    outage_began = time.monotonic()
+    paid_all(service, [booking_id])
+    time.sleep(max(0.0, 60 - (time.monotonic() - outage_began)))
+    failed_calls = admin.calls()[ORDERS]
+    admin.clear_faults()
+
+    done = wait_for(service, booking_id, State.COMPLETED, State.REFUND_REQUIRED, timeout=240)
+
+    assert done.state == State.COMPLETED, service.timeline(booking_id)
+    assert failed_calls > 4  # retried past Celery's default budget
+    assert len(orders_for(admin, booking_id)) == 1
+    reasons = [e["reason"] for e in service.timeline(booking_id)]
+    assert any("retry in" in r for r in reasons), reasons
