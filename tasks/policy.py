@@ -132,6 +132,9 @@ def failed(
         alert(kind, booking_id, f"{task.name} failed {budget + 1} times: {text}", task=task.name)
         return None
     if booking.retry_at is not None:
+        # The booking's deadline may be set by its state alone (awaiting_payment with a
+        # payment to apply): make sure the sweeper comes at retry_at.
+        ctx.store.set_deadline(booking_id, booking.retry_at.timestamp())
         log.warning(
             "%s booking=%s %s; retried from Redis at %s",
             task.name,

@@ -56,22 +56,23 @@ def next_deadline(booking: Booking, policy: DeadlinePolicy) -> datetime | None:
     if booking.state in {State.PAID, State.ORDERING, State.ORDER_UNCERTAIN} and expires:
         if "hold_expiring" not in booking.alerts:
             candidates.append(expires - policy.cancel_margin)
+    # A retry_at older than the last write was acted on already (the step ran again).
+    waiting = (
+        booking.retry_at if booking.retry_at and booking.retry_at > booking.updated_at else None
+    )
     if booking.state in DRIVEN:
-        if booking.retry_at is not None:
-            candidates.append(booking.retry_at)
-        else:
-            candidates.append(booking.updated_at + policy.redrive_after)
-    if booking.state in _WORKING and booking.retry_at is None:
+        candidates.append(waiting or booking.updated_at + policy.redrive_after)
+    if booking.state in _WORKING and waiting is None:
         candidates.append(booking.updated_at + policy.stuck_after)
     if booking.state == State.AWAITING_BENEFICIARY:
         candidates.append(booking.updated_at + policy.beneficiary_wait)
     if booking.state == State.DOCUMENTS_PENDING:
-        waiting = [
+        pending = [
             d.downloadable_at
             for d in booking.documents
             if d.temporary_url is None and d.downloadable_at is not None
         ]
-        candidates.append(min(waiting) if waiting else booking.updated_at + policy.stuck_after)
-        if booking.retry_at is not None:
-            candidates.append(booking.retry_at)
+        candidates.append(min(pending) if pending else booking.updated_at + policy.stuck_after)
+        if waiting is not None:
+            candidates.append(waiting)
     return min(candidates) if candidates else None
