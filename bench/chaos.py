@@ -396,7 +396,7 @@ def in_flight(store: Any, ids: list[str], owners: set[str]) -> list[str]:
 _NOT_PROGRESS = ("payment attempt failed", "payment cancelled", "no progress in")
 
 
-def recovery_seconds(store: Any, kill: Kill) -> list[float]:
+def recovery_seconds(store: Any, kill: Kill) -> list[tuple[float, str]]:
     times = []
     for booking_id in kill.affected:
         later = [
@@ -405,7 +405,7 @@ def recovery_seconds(store: Any, kill: Kill) -> list[float]:
             if datetime.fromisoformat(entry["at"]).timestamp() > kill.at_wall
             and not str(entry["reason"]).startswith(_NOT_PROGRESS)
         ]
-        times.append(min(later) - kill.at_wall if later else float("inf"))
+        times.append((min(later) - kill.at_wall if later else float("inf"), booking_id))
     return times
 
 
@@ -583,7 +583,9 @@ def figures(options: Options, store: Any, admin: Any, merchant: Merchant,
     per_booking = Counter(o["externalReference"] for o in orders)
     over = sum(1 for i, n in per_booking.items()
                if i in records and n > max(1, len(records[i].reservations)))
-    recoveries = [t for kill in kills for t in recovery_seconds(store, kill)]
+    measured = sorted((pair for kill in kills for pair in recovery_seconds(store, kill)),
+                      reverse=True)
+    recoveries = [t for t, _ in measured]
     finite = [t for t in recoveries if t != float("inf")]
     return {
         "bookings": len(created),
@@ -606,6 +608,7 @@ def figures(options: Options, store: Any, admin: Any, merchant: Merchant,
         "beat_kills": events["beat_kills"],
         "redis_restarts": events["redis_restarts"],
         "redis_restart_ms": events["redis_restart_ms"],
+        "slowest_recoveries": [(round(t, 1), i) for t, i in measured[:10]],
         "states": dict(states),
         "create_errors": Counter(o.error for o in outcomes if o.error),
         "korus_calls": admin.calls(),

@@ -80,6 +80,8 @@ task_routes = {
         ("booking.sweep", "maintenance"),
     )
 }
+# The sweep drives recovery: it goes to the head of its queue's priority lists.
+task_routes["booking.sweep"]["priority"] = URGENT_PRIORITY
 broker_transport_options = {
     "visibility_timeout": _settings.visibility_timeout_seconds,
     # How often a worker looks for messages of dead workers past the visibility timeout.
@@ -87,7 +89,12 @@ broker_transport_options = {
     "unacked_restore_throttle": 1,
     "priority_steps": [0, 3, 6, 9],
     "sep": ":",
-    "queue_order_strategy": "priority",
+    # Fair turns between a worker's queues (kombu rotates the queue it just served), so a
+    # backlog of reservations never starves documents, callbacks or the sweep. Within a
+    # turn, BRPOP still takes the priority-0 lists of every queue first (urgent orders).
+    # The "priority" strategy polled the queues in a fixed order: under load the sweep,
+    # whose messages expire after one interval, never ran and recovery stalled.
+    "queue_order_strategy": "round_robin",
 }
 if broker_url.startswith(("amqp://", "amqps://")):
     # RabbitMQ: `send_task` returns only once the broker confirmed the message, so a

@@ -23,6 +23,7 @@ from worker.booking.states import CLOSED, State
 from worker.korus.stats import KORUS_STATS
 from worker.processes import (
     Proc,
+    beat_proc,
     embedded_redis,
     free_port,
     sandbox_proc,
@@ -120,6 +121,8 @@ def run_demo(
             "KORUS_CONNECT_TIMEOUT": "1",
             "RETRY_BACKOFF_CAP_SECONDS": "8",
             "STUCK_AFTER_SECONDS": "30",
+            # The sweeper drives retries and waits kept in Redis; a quick beat for a demo.
+            "SWEEP_INTERVAL_SECONDS": "2",
         }
         env = service_env(url, sandbox_url, **overrides)
         try:
@@ -130,6 +133,7 @@ def run_demo(
                     env, name=f"demo{n}", concurrency=concurrency, log=logs / f"worker{n}.log"
                 )
                 procs.append(proc.start())
+            procs.append(beat_proc(env, log=logs / "beat.log").start())
             echo(f"redis {url}, sandbox {sandbox_url}, {workers} worker(s); logs in {logs}")
             # This process drives the bookings through the same service as the web front.
             os.environ.update(env)
