@@ -53,10 +53,13 @@ def take(
 
 
 def release(booking: Booking, step: str, number: int) -> Booking | None:
-    """Drop our claim after the step failed (nothing of ours is in flight any more), so
-    its retry need not wait for the lease. None if the claim is no longer ours."""
+    """End our claim after the step failed (nothing of ours is in flight any more), so
+    its retry need not wait for the lease; the number stays, the next claim is the next
+    number. None if the claim is no longer ours."""
     claim = booking.claim
     if claim is None or claim.step != step or claim.number != number:
         return None
-    booking.claim = None
+    if claim.lease_until <= claim.started_at:
+        return None  # released already
+    claim.lease_until = claim.started_at
     return booking

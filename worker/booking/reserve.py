@@ -66,6 +66,8 @@ def begin(
     booking.reserve_attempts += 1
     if previous is None:
         return Change(booking, f"reserving tickets (claim {claim.number})")
+    if previous.lease_until <= previous.started_at:  # released after a failed call
+        return Change(booking, f"reserving again (claim {claim.number})")
     return Change(
         booking,
         f"reserve claim {previous.number} lapsed (its worker stopped): reserving again "
