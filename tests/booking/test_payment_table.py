@@ -247,3 +247,13 @@ def test_merchant_cancel_of_a_cancelled_booking_returns_it(
     store, service = parts
     booking = put(store, make(S.CANCELLED))
     assert service.cancel(booking.id).state == S.CANCELLED
+
+
+def test_succeeded_after_cancel_with_another_amount_requires_a_refund_without_a_new_hold(
+    parts: tuple[BookingStore, BookingService],
+) -> None:
+    store, _ = parts
+    booking = put(store, make(S.CANCELLED))
+    result = store.update(booking.id, lambda b: apply_payment(b, _payment(amount=3999), utcnow()))
+    assert result.booking is not None and result.booking.state == S.REFUND_REQUIRED
+    assert not result.booking.rescue and result.booking.released_reservations == []

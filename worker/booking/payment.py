@@ -18,7 +18,8 @@ successful event received and not yet applied.
 |                       | refund_required; hold lapsed:     |        | note (merchant: 409)       |
 |                       | rescue (reserving)                |        |                            |
 | paid .. completed     | note: extra payment, alert        | note   | note (merchant: 409)       |
-| cancelled             | hold live: paid (order the hold); | note   | nothing (idempotent)       |
+| cancelled             | hold live: paid (order the hold), | note   | nothing (idempotent)       |
+|                       | amount differs: refund_required;  |        |                            |
 |                       | lapsed: rescue; rescued before:   |        |                            |
 |                       | refund_required                   |        |                            |
 | expired               | rescue; rescued before:           | note   | note (merchant: 409)       |
@@ -120,14 +121,12 @@ def apply_payment(booking: Booking, payment: Payment, now: datetime) -> Change |
         return settle_reserved(booking, payment, now)
     if state == State.CANCELLED and hold_live(booking, now) and not booking.rescue:
         # The hold is still live (cancelled by the merchant, or by the sweeper inside
-        # its margin): order it rather than release it and reserve again.
-        problem = amount_problem(booking, payment)
-        if problem is None:
-            booking.payment = payment
-            booking.pending_payment = None
-            booking.state = State.PAID
-            booking.reason = None
-            return Change(booking, "payment arrived after cancel, hold still live: ordering it")
+        # its margin): order it (or refund a wrong amount), never reserve again.
+        booking.reason = None
+        change = settle_reserved(booking, payment, now)
+        if booking.state == State.PAID:
+            change.reason = "payment arrived after cancel, hold still live: ordering it"
+        return change
     if state in (State.CANCELLED, State.EXPIRED):
         return start_rescue(booking, payment, f"payment arrived after the booking was {state}")
     if state == State.RESERVATION_FAILED:
