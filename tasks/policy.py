@@ -76,7 +76,10 @@ def run_step(
                 return give_up(task, booking_id, f"still waiting after {MAX_WAITS} waits: {wait}")
             raise task.retry(countdown=wait.countdown, max_retries=task.max_retries) from None
         # A longer wait lives in Redis: the sweeper drives the booking at its deadline
-        # (a claim's lease re-check, documents' downloadableAt).
+        # (a claim's lease re-check, documents' downloadableAt), at the latest when the
+        # wait ends.
+        due = ctx.now().timestamp() + wait.countdown
+        ctx.store.set_deadline(booking_id, due)
         log.info(
             "%s booking=%s waits %.0fs in Redis: %s", task.name, booking_id, wait.countdown, wait
         )
