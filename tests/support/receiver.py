@@ -25,6 +25,8 @@ class Receiver:
     status_for: Callable[[int], int] = lambda n: 200
     # extra response headers (e.g. Location for a redirect)
     answer_headers: dict[str, str] = field(default_factory=dict)
+    # seconds to wait before answering the n-th request (0-based); default none
+    delay_for: Callable[[int], float] = lambda n: 0.0
 
     def wait_for(self, count: int, timeout: float = 30.0) -> list[Received]:
         deadline = time.monotonic() + timeout
@@ -48,6 +50,9 @@ def receiver(host: str = "127.0.0.1") -> Iterator[Receiver]:
                     Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
                 )
             status = state.status_for(n)
+            delay = state.delay_for(n)
+            if delay:
+                time.sleep(delay)
             self.send_response(status)
             for name, value in state.answer_headers.items():
                 self.send_header(name, value)
