@@ -55,7 +55,7 @@ def serve_and_load(app_path: str, redis_url: str, *, seconds: float, clients: in
         latencies: list[float] = []
         outcomes: Counter[str] = Counter()
         for _ in processes:
-            part, counts = results.get(timeout=seconds + 60)
+            part, counts, *_cpu = results.get(timeout=seconds + 60)
             latencies += part
             outcomes.update(counts)
         elapsed = time.perf_counter() - started

@@ -103,7 +103,7 @@ def client_addresses(url: str, name: str) -> set[str]:
 
 
 def one_run(count: int, fault_rate: float, timeout: float) -> dict[str, Any]:
-    from worker.demo import fault_spec
+    from worker.demo.fleet import fault_spec
     from worker.sandbox.admin import SandboxAdmin
 
     sandbox_args: list[str] = []
