@@ -448,7 +448,8 @@ def run(options: Options) -> dict[str, Any]:
                 KORUS_TOKEN_WAIT_SECONDS="3",
                 PAYMENTS_WEBHOOK_SECRET=SECRET, CALLBACK_SECRET=CALLBACK_SECRET,
                 MERCHANT_API_KEYS=MERCHANT_KEY, CALLBACK_ALLOW_HTTP="true",
-                CALLBACK_ALLOWED_HOSTS="127.0.0.1",
+                # The merchant is a loopback receiver: exempt it from the SSRF refusal.
+                CALLBACK_ALLOWED_HOSTS="127.0.0.1", CALLBACK_ALLOWED_NETWORKS="127.0.0.0/8",
                 WEB_CONCURRENCY="2", WEB_THREADS="8", LOG_LEVEL="INFO",
             )
             fleet = Fleet(env, work, options)
@@ -641,7 +642,9 @@ def main(argv: list[str] | None = None) -> int:
     print(table(result))
     if options.json_path is not None:
         options.json_path.write_text(json.dumps(result, indent=2, default=str) + "\n")
-    healthy = (result["lost"] == 0 and result["double_orders"] == 0
+    # A run that could not create its bookings proves nothing: it fails too.
+    created_all = result["bookings"] == options.bookings and not result["create_errors"]
+    healthy = (created_all and result["lost"] == 0 and result["double_orders"] == 0
                and result["stranded_paid"] == 0 and result["max_recovery_seconds"] <= 60)
     return 0 if healthy else 1
 
