@@ -20,7 +20,7 @@ test: $(STAMP)
 	$(BIN)/pytest $(ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check worker tasks tests bench
+	$(BIN)/ruff check worker tasks korus_sandbox tests bench
 	$(BIN)/mypy
 
 # Pins of deploy/Dockerfile: every package of the tested venv (the image installs only

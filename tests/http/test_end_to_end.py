@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import requests
 
+from korus_sandbox.admin import SandboxAdmin
 from tests.http.helpers import (
     WebServer,
     merchant_session,
@@ -23,7 +24,6 @@ from tests.http.helpers import (
 )
 from tests.support.booking import request_for
 from worker.processes import Proc
-from worker.sandbox.admin import SandboxAdmin
 
 
 @pytest.fixture(scope="module")

@@ -23,8 +23,8 @@ from worker.korus.auth import CachedToken
 from worker.settings import Settings
 
 if TYPE_CHECKING:
-    from worker.sandbox.admin import SandboxAdmin
-    from worker.sandbox.server import Sandbox
+    from korus_sandbox.admin import SandboxAdmin
+    from korus_sandbox.server import Sandbox
 
 KEY = "bw:korus:token"
 GRANT = {

@@ -23,7 +23,7 @@ from worker.korus import (
 )
 
 if TYPE_CHECKING:
-    from worker.sandbox.admin import SandboxAdmin
+    from korus_sandbox.admin import SandboxAdmin
 
 CUSTOMER = Customer(firstname="Ada", lastname="Lovelace", email="ada@example.com", language="en")
 

@@ -20,6 +20,7 @@ import pytest
 import redis
 import requests
 
+from korus_sandbox.admin import SandboxAdmin
 from tests.http.helpers import (
     WebServer,
     merchant_session,
@@ -31,7 +32,6 @@ from tests.http.helpers import (
 )
 from tests.support.shapes import drift, example
 from worker.processes import Proc
-from worker.sandbox.admin import SandboxAdmin
 
 BUNDLE = "Park And Show Bundle"
 

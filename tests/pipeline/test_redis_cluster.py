@@ -18,6 +18,7 @@ import pytest
 import redis
 from redis.cluster import RedisCluster
 
+from korus_sandbox.server import SandboxConfig, start_sandbox
 from tests.ops.support import (
     RecordingEnqueuer,
     log_tail,
@@ -35,7 +36,6 @@ from worker.booking.sweep import sweep
 from worker.korus.auth import SharedTokenProvider
 from worker.processes import beat_proc, service_env
 from worker.redis_connect import connect, parse_cluster_url
-from worker.sandbox.server import SandboxConfig, start_sandbox
 
 
 @pytest.fixture

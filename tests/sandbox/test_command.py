@@ -11,8 +11,8 @@ import pytest
 import requests
 from click.testing import CliRunner
 
-from worker.sandbox.command import sandbox
-from worker.sandbox.faults import FaultRule, parse_fault_spec
+from korus_sandbox.command import sandbox
+from korus_sandbox.faults import FaultRule, parse_fault_spec
 
 
 def test_fault_specs_parse_into_rules() -> None:
@@ -62,7 +62,7 @@ def test_python_m_serves_with_its_options_until_sigterm() -> None:
         [
             sys.executable,
             "-m",
-            "worker.sandbox",
+            "korus_sandbox",
             "--port",
             "0",
             "--hold-seconds",

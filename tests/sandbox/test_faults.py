@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 import requests
 
+from korus_sandbox.admin import SandboxAdmin
+from korus_sandbox.server import Sandbox, SandboxConfig, start_sandbox
 from tests.sandbox.helpers import KorusApi, fetch_token, item
-from worker.sandbox.admin import SandboxAdmin
-from worker.sandbox.server import Sandbox, SandboxConfig, start_sandbox
 
 Catalog = dict[str, dict[str, Any]]
 ORDERS = "POST /v1/booking/orders/_bulk"

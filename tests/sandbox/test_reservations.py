@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from korus_sandbox.admin import SandboxAdmin
 from tests.sandbox.helpers import KorusApi, item, violation_paths, wait_until
-from worker.sandbox.admin import SandboxAdmin
 
 Catalog = dict[str, dict[str, Any]]
 RESERVABLE = [

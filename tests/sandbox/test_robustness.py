@@ -13,9 +13,9 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from korus_sandbox.admin import SandboxAdmin
+from korus_sandbox.server import Sandbox, SandboxConfig, start_sandbox
 from tests.sandbox.helpers import KorusApi, fetch_token, item
-from worker.sandbox.admin import SandboxAdmin
-from worker.sandbox.server import Sandbox, SandboxConfig, start_sandbox
 
 Catalog = dict[str, dict[str, Any]]
 BULK_ROUTES = ("/v1/booking/reservations/_bulk", "/v1/booking/orders/_bulk")
