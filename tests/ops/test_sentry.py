@@ -24,16 +24,10 @@ from worker.booking import keys
 from worker.booking.record import utcnow
 from worker.booking.states import State
 from worker.enqueue import CeleryEnqueuer
-from worker.observability import (
-    ContextFilter,
-    JsonFormatter,
-    TextFormatter,
-    booking_context,
-    init_sentry,
-    scrub_text,
-    shutdown_sentry,
-    task_started,
-)
+from worker.observability.logs import ContextFilter, JsonFormatter, TextFormatter, booking_context
+from worker.observability.scrub import scrub_text
+from worker.observability.sentry import init_sentry, shutdown_sentry
+from worker.observability.wiring import task_started
 from worker.processes import Proc
 
 TOKEN = "korus-access-token-5f1d2c9a7b"

@@ -30,7 +30,8 @@ class QuietHandler(WSGIRequestHandler):
 
 def serve(host: str, port: int) -> None:
     from worker.http.app import create_app
-    from worker.observability import configure_logging, init_sentry
+    from worker.observability.logs import configure_logging
+    from worker.observability.sentry import init_sentry
     from worker.settings import load_settings
 
     settings = load_settings()
