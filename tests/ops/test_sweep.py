@@ -15,8 +15,8 @@ from datetime import datetime, timedelta
 import pytest
 import redis
 
+from tests.factories import RecordingEnqueuer
 from tests.ops.support import (
-    RecordingEnqueuer,
     make_booking,
     make_context,
     ops_settings,

@@ -19,8 +19,8 @@ import redis
 from redis.cluster import RedisCluster
 
 from korus_sandbox.server import SandboxConfig, start_sandbox
+from tests.factories import RecordingEnqueuer
 from tests.ops.support import (
-    RecordingEnqueuer,
     log_tail,
     make_booking,
     make_context,
