@@ -18,7 +18,8 @@ import requests
 import standardwebhooks
 import stripe
 
-from worker.booking.record import Booking, Customer, HeldReservation
+from tests.factories import booking_in
+from worker.booking.record import Booking
 from worker.booking.service import new_booking_id
 from worker.booking.states import State
 from worker.booking.store import BookingStore
@@ -110,24 +111,13 @@ def held_booking(
     **fields: Any,
 ) -> Booking:
     """A booking written straight into the store, as if a worker had reserved it."""
-    now = datetime.now(UTC)
-    booking = Booking(
+    booking = booking_in(
+        state,
         id=new_booking_id(),
         external_reference="HTTP-TEST",
-        created_at=now,
-        updated_at=now,
         items=[{"offer": "/v1/offers/1", "quantity": 1, "ticketSessions": []}],
-        customer=Customer.model_validate(CUSTOMER),
-        state=state,
-        reservations=[
-            HeldReservation(
-                id="r1",
-                iri="/v1/booking/reservations/r1",
-                expires_at=datetime.fromtimestamp(now.timestamp() + 900, UTC),
-                total_incl_tax=total,
-            )
-        ],
-        total_incl_tax=total,
+        expires_in=900,
+        hold_total=total,
         **fields,
     )
     assert store_for(client).create(booking, reason="written by the test")
