@@ -16,7 +16,8 @@ import pytest
 
 from korus_sandbox.admin import SandboxAdmin
 from korus_sandbox.server import Sandbox, SandboxConfig, start_sandbox
-from tests.sandbox.helpers import KorusApi, item
+from tests.sandbox.helpers import KorusApi
+from tests.support.booking import reservation_item as item
 from tests.support.shapes import drift, example
 
 Catalog = dict[str, dict[str, Any]]

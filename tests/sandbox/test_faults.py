@@ -10,7 +10,8 @@ import requests
 
 from korus_sandbox.admin import SandboxAdmin
 from korus_sandbox.server import Sandbox, SandboxConfig, start_sandbox
-from tests.sandbox.helpers import KorusApi, fetch_token, item
+from tests.sandbox.helpers import KorusApi, fetch_token
+from tests.support.booking import reservation_item as item
 
 Catalog = dict[str, dict[str, Any]]
 ORDERS = "POST /v1/booking/orders/_bulk"

@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 
 from korus_sandbox.admin import SandboxAdmin
 from korus_sandbox.server import Sandbox, SandboxConfig, start_sandbox
-from tests.sandbox.helpers import KorusApi, fetch_token, item
+from tests.sandbox.helpers import KorusApi, fetch_token
+from tests.support.booking import reservation_item as item
 
 Catalog = dict[str, dict[str, Any]]
 BULK_ROUTES = ("/v1/booking/reservations/_bulk", "/v1/booking/orders/_bulk")

@@ -19,27 +19,36 @@ CUSTOMER = {
 }
 
 
-def request_for(
-    catalog: dict[str, Any], product: str, quantity: int = 1, **extra: Any
-) -> BookingRequest:
-    """A booking of `quantity` units of a seeded product: one ticketSessions entry per
-    ticket of the offer for each unit, in ticket order (a bundle offer has several)."""
-    entry = catalog[product]
+def reservation_item(
+    entry: dict[str, Any],
+    quantity: int = 1,
+    *,
+    session: int = 0,
+    form_value: str | None = "Hopper",
+) -> dict[str, Any]:
+    """A reservation item for a `/_sandbox/catalog` entry: one ticketSessions entry per
+    ticket of the offer for each unit, in ticket order, with the ticket's `session`-th
+    session and its form fields filled with `form_value` (left out when None)."""
     sessions = []
     for _ in range(quantity):
         for offer_ticket in entry["offerTickets"]:
             ts: dict[str, Any] = {"ticket": offer_ticket["ticket"]}
             if offer_ticket["sessions"]:
-                ts["session"] = offer_ticket["sessions"][0]
-            if offer_ticket["form"]:
-                ts["formData"] = {
-                    "form": offer_ticket["form"],
-                    "fields": [{"field": f, "value": "Hopper"} for f in offer_ticket["formFields"]],
-                }
+                ts["session"] = offer_ticket["sessions"][session]
+            if offer_ticket["form"] and form_value is not None:
+                fields = [{"field": f, "value": form_value} for f in offer_ticket["formFields"]]
+                ts["formData"] = {"form": offer_ticket["form"], "fields": fields}
             sessions.append(ts)
+    return {"offer": entry["offer"], "quantity": quantity, "ticketSessions": sessions}
+
+
+def request_for(
+    catalog: dict[str, Any], product: str, quantity: int = 1, **extra: Any
+) -> BookingRequest:
+    """A booking of `quantity` units of a seeded product (see `reservation_item`)."""
     body: dict[str, Any] = {
         "externalReference": extra.pop("external_reference", "TEST-1"),
-        "items": [{"offer": entry["offer"], "quantity": quantity, "ticketSessions": sessions}],
+        "items": [reservation_item(catalog[product], quantity)],
         "customer": CUSTOMER,
     }
     body.update(extra)
