@@ -19,6 +19,7 @@ import standardwebhooks
 import stripe
 
 from tests.factories import booking_in
+from tests.support.broker import Message, broker_messages
 from worker.booking.record import Booking
 from worker.booking.service import new_booking_id
 from worker.booking.states import State
@@ -188,32 +189,7 @@ def payments_headers(
     }
 
 
-# -- the broker -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Message:
-    queue: str
-    task: str
-    args: list[Any]
-    kwargs: dict[str, Any]
-
-
-def broker_messages(client: redis.Redis) -> list[Message]:
-    """Every task message waiting on the broker (kombu keeps each queue as a Redis list,
-    priority levels as `queue:N` lists). Every list key outside the booking keyspace is
-    read, so a message on an unexpected queue is seen too."""
-    found: list[Message] = []
-    for key in client.scan_iter(count=1000):
-        name = key.decode() if isinstance(key, bytes) else str(key)
-        if name.startswith("bw:") or client.type(name) not in ("list", b"list"):
-            continue
-        for raw in client.lrange(name, 0, -1):  # type: ignore[union-attr]
-            message = json.loads(raw)
-            body = json.loads(base64.b64decode(message["body"]))
-            args, kwargs = body[0], body[1]
-            found.append(Message(name, message["headers"]["task"], args, kwargs))
-    return found
+# -- the broker (messages read by tests/support/broker.py) --------------------------
 
 
 def tasks_for(client: redis.Redis, booking_id: str, task: str | None = None) -> list[Message]:

@@ -15,9 +15,6 @@ if TYPE_CHECKING:
     from korus_sandbox.admin import SandboxAdmin
     from korus_sandbox.server import Sandbox
 
-TOKEN_CALL = "POST /realms/korusticket/protocol/openid-connect/token"
-
-
 @pytest.fixture
 def server() -> Iterator[ScriptedServer]:
     scripted = ScriptedServer()

@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING
 import pytest
 import redis
 
-from tests.korus.conftest import TOKEN_CALL, static_client
+from tests.korus.conftest import static_client
 from tests.korus.scripted_server import Reply, ScriptedServer
+from tests.support.korus import TOKEN_CALL
 from worker.korus import (
     KorusAuthError,
     KorusClient,

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from korus_sandbox.command import sandbox
 from korus_sandbox.faults import FaultRule, parse_fault_spec
+from tests.support.korus import TOKEN_PATH
 
 
 def test_fault_specs_parse_into_rules() -> None:
@@ -93,7 +94,7 @@ def test_python_m_serves_with_its_options_until_sigterm() -> None:
         faults = requests.get(url + "/_sandbox/faults", timeout=5).json()["faults"]
         assert [f["latency_ms"] for f in faults] == [1.0]
         token = requests.post(
-            url + "/realms/korusticket/protocol/openid-connect/token",
+            url + TOKEN_PATH,
             data={
                 "grant_type": "client_credentials",
                 "client_id": "shop",

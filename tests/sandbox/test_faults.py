@@ -12,6 +12,7 @@ from korus_sandbox.admin import SandboxAdmin
 from korus_sandbox.server import Sandbox, SandboxConfig, start_sandbox
 from tests.sandbox.helpers import KorusApi, fetch_token
 from tests.support.booking import reservation_item as item
+from tests.support.korus import TOKEN_CALL
 
 Catalog = dict[str, dict[str, Any]]
 ORDERS = "POST /v1/booking/orders/_bulk"
@@ -175,7 +176,7 @@ def test_reset_clears_faults_and_counts_calls_per_route_template(
     korus.get(order["@id"])
     korus.get(order["@id"])
     calls = admin.calls()
-    assert calls["POST /realms/korusticket/protocol/openid-connect/token"] == 1
+    assert calls[TOKEN_CALL] == 1
     assert calls[RESERVE] == 1
     assert calls[ORDERS] == 1
     assert calls["GET /v1/booking/orders/{id}"] == 2
