@@ -26,16 +26,25 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 5.0, interval: fl
         time.sleep(interval)
 
 
+def request_token(
+    token_url: str,
+    client_id: str = "sandbox",
+    secret: str = "sandbox",  # noqa: S107
+) -> requests.Response:
+    """The client-credentials token request, answered as it is."""
+    return requests.post(
+        token_url,
+        data={"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret},
+        timeout=5,
+    )
+
+
 def fetch_token(
     token_url: str,
     client_id: str = "sandbox",
     secret: str = "sandbox",  # noqa: S107
 ) -> str:
-    response = requests.post(
-        token_url,
-        data={"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret},
-        timeout=5,
-    )
+    response = request_token(token_url, client_id, secret)
     response.raise_for_status()
     return str(response.json()["access_token"])
 

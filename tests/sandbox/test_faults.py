@@ -10,7 +10,7 @@ import requests
 
 from korus_sandbox.admin import SandboxAdmin
 from korus_sandbox.server import Sandbox, SandboxConfig, start_sandbox
-from tests.sandbox.helpers import KorusApi, fetch_token
+from tests.sandbox.helpers import KorusApi, fetch_token, request_token
 from tests.support.booking import reservation_item as item
 from tests.support.korus import TOKEN_CALL
 
@@ -128,15 +128,7 @@ def test_star_covers_the_token_route_but_never_the_admin_routes(
     sandbox: Sandbox, admin: SandboxAdmin
 ) -> None:
     admin.set_fault("*", error_rate=1.0)
-    token = requests.post(
-        sandbox.token_url,
-        data={
-            "grant_type": "client_credentials",
-            "client_id": "sandbox",
-            "client_secret": "sandbox",
-        },
-        timeout=5,
-    )
+    token = request_token(sandbox.token_url)
     assert token.status_code == 503
     assert admin.orders() == []
     assert admin.faults()[0]["error_rate"] == 1.0

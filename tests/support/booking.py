@@ -6,6 +6,8 @@ import time
 from collections import Counter
 from typing import Any
 
+import requests
+
 from worker.booking.record import Booking
 from worker.booking.requests import BookingRequest, PaymentEvent
 from worker.booking.service import BookingService
@@ -70,6 +72,21 @@ def wait_for(
     raise AssertionError(
         f"{booking_id} is {booking.state}, expected {states}; timeline: {timeline}"
     )
+
+
+def wait_for_state(
+    api: requests.Session, url: str, states: set[str], timeout: float
+) -> dict[str, Any]:
+    """Poll a booking's view through the HTTP front until its state is one of `states`
+    (bounded); returns the view."""
+    deadline = time.monotonic() + timeout
+    view: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        view = api.get(url, timeout=10).json()
+        if view["state"] in states:
+            return view
+        time.sleep(0.2)
+    raise AssertionError(f"still {view.get('state')} after {timeout}s: {view.get('timeline')}")
 
 
 def pay(
