@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 
+import pytest
 import redis
 
 from tests.factories import RecordingEnqueuer, booking_in
@@ -12,7 +13,11 @@ from tests.support.booking import CUSTOMER
 from worker.booking import keys
 from worker.booking.record import utcnow
 from worker.booking.requests import BookingRequest
-from worker.booking.service import BookingService
+from worker.booking.service import (
+    BookingConflictError,
+    BookingService,
+    IdempotencyKeyInProgressError,
+)
 from worker.booking.states import State
 from worker.booking.store import BookingStore
 
@@ -81,3 +86,23 @@ def test_abandoned_idempotency_claim_is_taken_over(redis_client: redis.Redis) ->
 
     assert result.created and result.booking.id != "bk_never_written"
     assert service.start_booking(REQUEST, idempotency_key="key-2").booking.id == result.booking.id
+
+
+def test_a_key_whose_first_request_has_not_finished_is_in_progress_not_a_state_conflict(
+    redis_client: redis.Redis,
+) -> None:
+    service, enqueued = make_service(redis_client)
+    body = json.dumps(REQUEST.model_dump(mode="json", by_alias=True), sort_keys=True)
+    import hashlib
+
+    running = {
+        "booking_id": "bk_being_written",
+        "digest": hashlib.sha256(body.encode()).hexdigest(),
+        "at": time.time(),
+    }
+    redis_client.set(keys.idempotency("default", "key-3"), json.dumps(running))
+
+    with pytest.raises(IdempotencyKeyInProgressError, match="still being processed"):
+        service.start_booking(REQUEST, idempotency_key="key-3")
+    assert not issubclass(IdempotencyKeyInProgressError, BookingConflictError)
+    assert enqueued.calls == []
