@@ -37,7 +37,7 @@ from worker.booking.context import StepContext
 from worker.booking.deadlines import DeadlinePolicy, next_deadline
 from worker.booking.record import Booking, Customer, HeldReservation, utcnow
 from worker.booking.states import State
-from worker.booking.store import BookingStore, timeline_entry
+from worker.booking.store import BookingStore, encode_record, timeline_entry
 from worker.booking.sweep import sweep
 from worker.korus.client import KorusClient
 from worker.settings import Settings
@@ -134,7 +134,8 @@ def write(client: redis.Redis, start: int, count: int, expires_in: float,
         pipe.zadd(keys.DEADLINES, {booking.id: deadline.timestamp()})
         pipe.zadd(keys.by_state(booking.state.value), {booking.id: booking.created_at.timestamp()})
         pipe.hset(keys.booking(booking.id), mapping={
-            "version": booking.version, "state": booking.state.value, "json": booking.to_json()})
+            "version": booking.version, "state": booking.state.value,
+            "json": encode_record(booking)})
         pipe.rpush(keys.timeline(booking.id), entry)
         if len(pipe) >= PIPELINE * 4:
             pipe.execute()

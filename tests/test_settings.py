@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -47,6 +49,15 @@ def test_comma_separated_secrets_allow_rotation_and_are_never_printed() -> None:
         ({"KORUS_BASE_URL": "ftp://x"}, "KORUS_BASE_URL"),
         ({"KORUS_TOKEN": None}, "KORUS_CLIENT_ID"),
         ({"SWEEP_INTERVAL_SECONDS": "-1"}, "SWEEP_INTERVAL_SECONDS"),
+        ({"CALLBACK_SECRET": "whsec_not*base64"}, "CALLBACK_SECRET"),
+        ({"CALLBACK_SECRET": "whsec_"}, "CALLBACK_SECRET"),
+        ({"PAYMENTS_WEBHOOK_SECRET": "whsec_b2s=,whsec_%%%"}, "PAYMENTS_WEBHOOK_SECRET"),
+        ({"STRIPE_WEBHOOK_SECRET": "whsec_a b"}, "STRIPE_WEBHOOK_SECRET"),
+        ({"CALLBACK_ALLOWED_NETWORKS": "10.0.0.0/8,not-a-net"}, "CALLBACK_ALLOWED_NETWORKS"),
+        ({"CALLBACK_URL": "http://shop.example/hooks"}, "CALLBACK_URL"),
+        ({"CALLBACK_URL": "https://169.254.169.254/"}, "CALLBACK_URL"),
+        ({"METRICS_PORT": "0"}, "METRICS_PORT"),
+        ({"MERCHANT_API_KEYS": "shop-a:k1,shop-b:k1"}, "MERCHANT_API_KEYS"),
     ],
 )
 def test_bad_environment_names_the_variable(
@@ -59,6 +70,38 @@ def test_bad_environment_names_the_variable(
     with pytest.raises(ValidationError) as caught:
         Settings(_env_file=None, **values)  # type: ignore[call-arg]
     assert variable in describe_validation_error(caught.value)
+
+
+def test_an_unpadded_callback_secret_is_accepted_and_signs_like_the_reference_library(
+) -> None:
+    from standardwebhooks import Webhook
+
+    from worker.booking.callbacks import sign
+
+    unpadded = "whsec_" + base64.b64encode(b"merchant-secret-of-31-bytes-xyz").decode().rstrip("=")
+    assert not unpadded.endswith("=")
+    settings = Settings(**{k.lower(): v for k, v in BASE.items()},  # type: ignore[arg-type]
+                        callback_secret=unpadded)
+    assert settings.callback_secret is not None
+    signature = sign(settings.callback_secret.get_secret_value(), "msg_1", int(time.time()), "{}")
+    headers = {"webhook-id": "msg_1", "webhook-timestamp": str(int(time.time())),
+               "webhook-signature": signature}
+    assert Webhook(unpadded).verify("{}", headers) == {}
+
+
+def test_merchant_key_entries_name_their_merchant_or_default() -> None:
+    from worker.settings import merchant_entry
+
+    assert merchant_entry("shop-a:k_live_1") == ("shop-a", "k_live_1")
+    assert merchant_entry("k_live_plain") == ("default", "k_live_plain")
+    assert merchant_entry(":k") == ("default", ":k")  # no name: the whole entry is the key
+
+
+def test_secret_errors_do_not_quote_the_secret() -> None:
+    with pytest.raises(ValidationError) as caught:
+        Settings(**{k.lower(): v for k, v in BASE.items()},  # type: ignore[arg-type]
+                 callback_secret="whsec_s3cr3t*value")
+    assert "s3cr3t" not in describe_validation_error(caught.value)
 
 
 def test_cli_refuses_to_start_without_redis_url_and_names_it() -> None:

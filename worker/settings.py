@@ -6,9 +6,13 @@ process at start with a message naming the variable (see `load_settings`).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
+import ipaddress
+import re
 import sys
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import (
     Field,
@@ -22,6 +26,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from worker.redis_connect import is_cluster_url, parse_cluster_url
 
+if TYPE_CHECKING:
+    from worker.booking.callback_transport import TargetPolicy as CallbackPolicy
+
 ReservationPolicy = Literal["all_or_nothing", "partial"]
 
 
@@ -29,6 +36,32 @@ def _split_csv(value: object) -> object:
     if isinstance(value, str):
         return [part.strip() for part in value.split(",") if part.strip()]
     return value
+
+
+def whsec_key(secret: str) -> bytes:
+    """The HMAC key of a Standard Webhooks secret `whsec_<base64>` (padding optional, as in
+    the reference library). ValueError, never quoting the secret, when it is not one."""
+    encoded = secret.removeprefix("whsec_")
+    try:
+        key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("is not whsec_<base64> (the secret itself is not shown)") from None
+    if not key:
+        raise ValueError("is empty after whsec_")
+    return key
+
+
+DEFAULT_MERCHANT = "default"
+MERCHANT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def merchant_entry(entry: str) -> tuple[str, str]:
+    """(merchant, key) of a MERCHANT_API_KEYS entry: `name:key`, or a plain key (the
+    default merchant)."""
+    name, sep, key = entry.partition(":")
+    if sep and MERCHANT_NAME.match(name) and key:
+        return name, key
+    return DEFAULT_MERCHANT, entry
 
 
 class Settings(BaseSettings):
@@ -77,6 +110,19 @@ class Settings(BaseSettings):
     callback_secret: SecretStr | None = None
     callback_timeout_seconds: float = Field(default=5.0, gt=0)
     callback_max_attempts: int = Field(default=8, ge=1)
+    # Callback targets (worker.booking.callback_transport): https only unless allowed;
+    # optional host allow-list; networks exempt from the non-public address refusal (a
+    # merchant on a private network, local development). Comma-separated lists.
+    callback_allow_http: bool = False
+    callback_allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    callback_allowed_networks: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    # /metrics: on a listener of its own in the web master (METRICS_PORT, bound to
+    # METRICS_HOST), or on the public port for `Authorization: Bearer <METRICS_TOKEN>`.
+    # With neither, the public port answers 404 for it.
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    metrics_host: str = "127.0.0.1"
+    metrics_token: SecretStr | None = None
 
     sentry_dsn: SecretStr | None = None
     sentry_environment: str = "development"
@@ -111,11 +157,59 @@ class Settings(BaseSettings):
     unacked_restore_interval_seconds: int = Field(default=60, ge=1)
 
     @field_validator(
-        "stripe_webhook_secret", "payments_webhook_secret", "merchant_api_keys", mode="before"
+        "stripe_webhook_secret",
+        "payments_webhook_secret",
+        "merchant_api_keys",
+        "callback_allowed_hosts",
+        "callback_allowed_networks",
+        mode="before",
     )
     @classmethod
     def _csv(cls, value: object) -> object:
         return _split_csv(value)
+
+    @field_validator("payments_webhook_secret")
+    @classmethod
+    def _whsec_list(cls, value: list[SecretStr]) -> list[SecretStr]:
+        for secret in value:
+            whsec_key(secret.get_secret_value())
+        return value
+
+    @field_validator("merchant_api_keys")
+    @classmethod
+    def _merchant_keys(cls, value: list[SecretStr]) -> list[SecretStr]:
+        owners: dict[str, str] = {}
+        for entry in value:
+            merchant, key = merchant_entry(entry.get_secret_value())
+            if owners.setdefault(key, merchant) != merchant:
+                raise ValueError("one key is listed for two merchants (the key is not shown)")
+        return value
+
+    @field_validator("callback_secret")
+    @classmethod
+    def _whsec(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            whsec_key(value.get_secret_value())
+        return value
+
+    @field_validator("stripe_webhook_secret")
+    @classmethod
+    def _stripe_secrets(cls, value: list[SecretStr]) -> list[SecretStr]:
+        for secret in value:
+            raw = secret.get_secret_value()
+            if not raw.isascii() or not raw.isprintable() or " " in raw:
+                raise ValueError("an entry holds spaces or control characters (not shown)")
+        return value
+
+    @field_validator("callback_allowed_networks")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for network in value:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ValueError(f"{network!r} is not an IP network (e.g. 10.1.0.0/16)") from None
+        return value
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -138,6 +232,25 @@ class Settings(BaseSettings):
         if is_cluster_url(value):
             parse_cluster_url(value)  # ValueError names what is malformed
         return value
+
+    @model_validator(mode="after")
+    def _callback_url_target(self) -> Settings:
+        if self.callback_url is not None:
+            from worker.booking.callback_transport import TargetRefusedError, parse_target
+
+            try:
+                parse_target(self.callback_url, self.callback_policy)
+            except TargetRefusedError as error:
+                raise ValueError(f"CALLBACK_URL: {error}") from None
+        return self
+
+    @property
+    def callback_policy(self) -> CallbackPolicy:
+        from worker.booking.callback_transport import TargetPolicy
+
+        return TargetPolicy.build(
+            self.callback_allow_http, self.callback_allowed_hosts, self.callback_allowed_networks
+        )
 
     @field_validator("korus_base_url", "korus_token_url", "callback_url")
     @classmethod

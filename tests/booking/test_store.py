@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 import redis
 
 from tests.factories import booking_in
 from worker.booking import keys
 from worker.booking.record import Booking
 from worker.booking.states import State
-from worker.booking.store import BookingStore, Change
+from worker.booking.store import BookingStore, Change, ConcurrentUpdateError
 
 
 def held_booking(booking_id: str) -> Booking:
@@ -69,3 +70,134 @@ def test_writes_survive_redis_forgetting_its_scripts(redis_client: redis.Redis) 
 
     assert store.update(booking.id, cancel).changed
     assert store.load(booking.id).state == State.CANCELLED  # type: ignore[union-attr]
+
+
+class CountingRedis(redis.Redis):
+    """The real client, counting the commands it sends one by one (not in pipelines)."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.sent: list[str] = []
+
+    def execute_command(self, *args: object, **options: object) -> object:
+        self.sent.append(str(args[0]))
+        return super().execute_command(*args, **options)
+
+
+def counting_client(redis_client: redis.Redis) -> CountingRedis:
+    return CountingRedis(connection_pool=redis_client.connection_pool)
+
+
+def note(reason: str):  # type: ignore[no-untyped-def]
+    def transition(booking: Booking) -> Change:
+        booking.reason = reason
+        return Change(booking, reason, note=True)
+
+    return transition
+
+
+def test_an_update_after_this_store_wrote_the_record_does_not_read_it_again(
+    redis_client: redis.Redis,
+) -> None:
+    client = counting_client(redis_client)
+    store = BookingStore(client, retention_seconds=600)
+    booking = held_booking("bk_ryw")
+    store.create(booking, reason="created")
+    client.sent.clear()
+    first = store.update(booking.id, note("one"))
+    second = store.update(booking.id, note("two"))
+    assert first.changed and second.changed
+    assert client.sent.count("HGET") == 0  # both wrote from the record this store knew
+    assert BookingStore(redis_client, retention_seconds=600).load(booking.id).reason == "two"  # type: ignore[union-attr]
+
+
+def test_a_remembered_record_made_stale_by_another_writer_is_never_trusted(
+    redis_client: redis.Redis,
+) -> None:
+    mine = BookingStore(redis_client, retention_seconds=600)
+    other = BookingStore(redis_client, retention_seconds=600)
+    booking = held_booking("bk_stale_guess")
+    mine.create(booking, reason="created")
+    other.update(booking.id, cancel)  # `mine` still remembers it awaiting payment
+
+    # On the remembered record this would cancel: the compare-and-set must refuse it and
+    # the fresh record (cancelled) finds nothing to do.
+    assert not mine.update(booking.id, cancel).changed
+
+    noted = other.update(booking.id, note("still cancelled"))
+    assert noted.changed
+    # Nothing to do on the remembered record either: the answer must still be the
+    # stored record (with the other writer's note), not the remembered one.
+    result = mine.update(booking.id, lambda b: None)
+    assert result.booking == other.load(booking.id)
+    assert result.booking is not None and result.booking.reason == "still cancelled"
+
+
+def test_nothing_to_do_on_a_stale_remembered_record_is_checked_against_redis(
+    redis_client: redis.Redis,
+) -> None:
+    mine = BookingStore(redis_client, retention_seconds=600)
+    other = BookingStore(redis_client, retention_seconds=600)
+    booking = held_booking("bk_stale_noop")
+    booking.state = State.RESERVING
+    booking.reservations = []
+    mine.create(booking, reason="created")
+    # Another worker lands the reservation: the booking now awaits payment.
+    other.update(booking.id, lambda b: Change(
+        b.model_copy(update={"state": State.AWAITING_PAYMENT}), "held"))
+
+    # `mine` remembers it reserving, where `cancel` has nothing to do; the stored record
+    # awaits payment, where it must cancel.
+    result = mine.update(booking.id, cancel)
+    assert result.changed and result.booking is not None
+    assert result.booking.state == State.CANCELLED
+
+
+def test_records_are_stored_compressed_and_plain_json_records_are_still_read(
+    redis_client: redis.Redis,
+) -> None:
+    store = BookingStore(redis_client, retention_seconds=600)
+    booking = held_booking("bk_compact")
+    store.create(booking, reason="created")
+    stored = str(redis_client.hget(keys.booking(booking.id), "json"))
+    assert stored.startswith("z:") and len(stored) < len(booking.to_json())
+
+    # A record written by an older writer, as plain JSON, is read and updated alike.
+    older = held_booking("bk_plain")
+    redis_client.hset(keys.booking(older.id),
+                      mapping={"version": 0, "state": older.state.value, "json": older.to_json()})
+    assert store.load(older.id) == older
+    fresh = BookingStore(redis_client, retention_seconds=600)  # remembers nothing
+    assert fresh.update(older.id, cancel).changed
+    assert fresh.load(older.id).state == State.CANCELLED  # type: ignore[union-attr]
+
+
+def test_a_write_moves_the_state_indexes_and_a_lost_one_touches_none(
+    redis_client: redis.Redis,
+) -> None:
+    store = BookingStore(redis_client, retention_seconds=600)
+    booking = held_booking("bk_indexes")
+    store.create(booking, reason="created")
+    awaiting, cancelled = keys.by_state("awaiting_payment"), keys.by_state("cancelled")
+    assert redis_client.zscore(awaiting, booking.id) is not None
+    assert redis_client.zscore(keys.DEADLINES, booking.id) is not None
+    redis_client.hset(keys.callbacks(booking.id), "booking.reserved", "delivered")
+
+    stale = store.load(booking.id)
+    assert store.update(booking.id, cancel).changed
+    assert redis_client.zscore(awaiting, booking.id) is None  # moved out of the old state
+    assert redis_client.zscore(cancelled, booking.id) is not None
+    assert redis_client.zscore(keys.DEADLINES, booking.id) is None  # closed: no deadline
+    assert 0 < redis_client.ttl(keys.callbacks(booking.id)) <= 600  # expires with it
+
+    # A writer that lost the compare-and-set leaves every index as it was.
+    def expire(b: Booking) -> Change | None:
+        if b.state != State.AWAITING_PAYMENT:
+            return None
+        b.state = State.EXPIRED
+        return Change(b, "late")
+
+    with pytest.raises(ConcurrentUpdateError):
+        store.update(booking.id, expire, current=stale, attempts=1)
+    assert redis_client.zscore(keys.by_state("expired"), booking.id) is None
+    assert redis_client.zscore(cancelled, booking.id) is not None

@@ -34,6 +34,9 @@ PAYMENTS_SECRET = "whsec_" + base64.b64encode(b"payments-current-secret-32-bytes
 PAYMENTS_OLD_SECRET = "whsec_" + base64.b64encode(b"payments-previous-secret-32bytes").decode()
 MERCHANT_KEY = "mk_live_current_7f3a9c1e5b2d4f60"
 MERCHANT_OLD_KEY = "mk_live_previous_1a2b3c4d5e6f7a8b"
+# A second, named merchant (`name:key` entry of MERCHANT_API_KEYS).
+OTHER_SHOP_KEY = "mk_live_other_shop_5c6d7e8f9a0b1c2d"
+METRICS_TOKEN = "metrics-scrape-token-0123456789"
 QUEUES = ("payments", "bookings", "documents", "callbacks", "maintenance")
 
 CUSTOMER = {"firstname": "Grace", "lastname": "Hopper", "email": "grace@example.com"}
@@ -47,9 +50,9 @@ def web_env(redis_url: str, base: Mapping[str, str] | None = None, **extra: str)
             "REDIS_URL": redis_url,
             "STRIPE_WEBHOOK_SECRET": f"{STRIPE_SECRET},{STRIPE_OLD_SECRET}",
             "PAYMENTS_WEBHOOK_SECRET": f"{PAYMENTS_SECRET},{PAYMENTS_OLD_SECRET}",
-            "MERCHANT_API_KEYS": f"{MERCHANT_KEY}, {MERCHANT_OLD_KEY}",
+            "MERCHANT_API_KEYS": f"{MERCHANT_KEY}, {MERCHANT_OLD_KEY}, other-shop:{OTHER_SHOP_KEY}",
             "WEB_CONCURRENCY": "2",
-            "WEB_THREADS": "8",
+            "METRICS_TOKEN": METRICS_TOKEN,
         }
     )
     env.update(extra)
@@ -89,6 +92,12 @@ class WebServer:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-5000:] if self.log_path.exists() else ""
+
+
+def scrape(url: str) -> requests.Response:
+    """GET /metrics on the public port with the scrape token."""
+    return requests.get(url + "/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"},
+                        timeout=10)
 
 
 def merchant_session(key: str = MERCHANT_KEY) -> requests.Session:

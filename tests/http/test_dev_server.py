@@ -1,4 +1,4 @@
-"""`booking-worker web` (worker.http.command): the development server answers."""
+"""`booking-worker web` (worker.http.command): the production serving stack, on any port."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ import requests
 from tests.http.helpers import ROOT, web_env
 
 
-def test_the_development_server_prints_its_url_and_serves_the_app(redis_url: str) -> None:
+def test_booking_worker_web_prints_its_url_and_serves_the_app_on_gunicorn(
+    redis_url: str,
+) -> None:
     process = subprocess.Popen(
         [sys.executable, "-c", "from worker.http.command import web; web()", "--port", "0"],
         cwd=ROOT,
@@ -30,10 +32,12 @@ def test_the_development_server_prints_its_url_and_serves_the_app(redis_url: str
         assert lines and lines[0].startswith("http://127.0.0.1:"), lines
         url = lines[0].strip()
 
-        assert requests.get(url + "/healthz", timeout=10).json() == {"status": "ok"}
+        health = requests.get(url + "/healthz", timeout=10)
+        assert health.json() == {"status": "ok"}
+        assert health.headers["Server"].startswith("gunicorn")  # the Procfile's stack
         missing = requests.get(url + "/v1/bookings/bk_nope", timeout=10)
         assert missing.status_code == 401
         assert missing.headers["Content-Type"] == "application/problem+json"
     finally:
-        process.terminate()
-        process.wait(10)
+        process.terminate()  # gunicorn's graceful stop: workers finish, up to 20 s
+        process.wait(60)

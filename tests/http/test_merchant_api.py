@@ -17,11 +17,13 @@ from tests.http.helpers import (
     CUSTOMER,
     MERCHANT_KEY,
     MERCHANT_OLD_KEY,
+    OTHER_SHOP_KEY,
     WebServer,
     broker_messages,
     held_booking,
     merchant_session,
     problem,
+    scrape,
     store_for,
     tasks_for,
 )
@@ -125,9 +127,16 @@ def test_every_configured_key_is_accepted_and_reads_the_same_bookings(web: WebSe
     assert created.status_code == 202 and read.status_code == 200
 
 
-def test_probes_metrics_spec_and_webhooks_need_no_key(web: WebServer) -> None:
-    for path in ("/healthz", "/readyz", "/metrics", "/openapi.json"):
+def test_probes_spec_and_webhooks_need_no_key_and_metrics_are_not_public(
+    web: WebServer,
+) -> None:
+    for path in ("/healthz", "/readyz", "/openapi.json"):
         assert requests.get(web.url + path, timeout=10).status_code == 200, path
+    # /metrics: 404 on the public port unless the scrape token is presented.
+    assert requests.get(web.url + "/metrics", timeout=10).status_code == 404
+    wrong = {"Authorization": f"Bearer {MERCHANT_KEY}"}
+    assert requests.get(web.url + "/metrics", headers=wrong, timeout=10).status_code == 404
+    assert scrape(web.url).status_code == 200
     # Refused for its signature, not for a missing merchant key.
     assert problem(requests.post(web.url + "/webhooks/stripe", json={}, timeout=10), 400)
 
@@ -150,16 +159,46 @@ def test_the_same_idempotency_key_and_body_return_the_same_booking(
     assert problem(other, 422)["type"] == "/problems/idempotency-conflict"
 
 
-def test_idempotency_keys_are_scoped_to_the_api_key(web: WebServer) -> None:
+def test_idempotency_survives_a_key_rotation_and_is_scoped_to_the_merchant(
+    web: WebServer,
+) -> None:
     key = f"order-{time.time_ns()}"
-    with merchant_session(MERCHANT_OLD_KEY) as old, merchant_session(MERCHANT_KEY) as new:
-        a = new.post(bookings_url(web), json=booking_body(), headers={"Idempotency-Key": key},
-                     timeout=10)
-        b = old.post(bookings_url(web), json=booking_body(), headers={"Idempotency-Key": key},
-                     timeout=10)
+    headers = {"Idempotency-Key": key}
+    with merchant_session(MERCHANT_OLD_KEY) as old, merchant_session(MERCHANT_KEY) as new, \
+            merchant_session(OTHER_SHOP_KEY) as other:
+        a = old.post(bookings_url(web), json=booking_body(), headers=headers, timeout=10)
+        b = new.post(bookings_url(web), json=booking_body(), headers=headers, timeout=10)
+        c = other.post(bookings_url(web), json=booking_body(), headers=headers, timeout=10)
 
-    assert a.status_code == b.status_code == 202
-    assert a.json()["id"] != b.json()["id"]
+    # Both keys of the default merchant: the retry after the rotation is the same booking.
+    assert (a.status_code, b.status_code) == (202, 200)
+    assert a.json()["id"] == b.json()["id"]
+    # Another merchant's key space is its own.
+    assert c.status_code == 202 and c.json()["id"] != a.json()["id"]
+
+
+def test_a_merchant_reads_lists_and_cancels_only_its_own_bookings(web: WebServer) -> None:
+    with merchant_session(MERCHANT_KEY) as mine, merchant_session(OTHER_SHOP_KEY) as other:
+        created = mine.post(bookings_url(web), json=booking_body("MINE-1"), timeout=10).json()
+        theirs = other.post(bookings_url(web), json=booking_body("THEIRS-1"), timeout=10).json()
+        path = f"/{created['id']}"
+
+        assert problem(other.get(bookings_url(web, path), timeout=10), 404)
+        assert problem(other.post(bookings_url(web, path + "/cancel"), timeout=10), 404)
+        assert problem(other.post(bookings_url(web, path + "/documents/refresh"), timeout=10),
+                       404)
+        listed: set[str] = set()
+        cursor: str | None = None
+        for _ in range(50):  # bounded walk of every page
+            params = {"state": "received", "limit": "200", **({"cursor": cursor} if cursor
+                                                               else {})}
+            page = other.get(bookings_url(web), params=params, timeout=10).json()
+            listed |= {b["id"] for b in page["items"]}
+            cursor = page["nextCursor"]
+            if cursor is None:
+                break
+        assert created["id"] not in listed and theirs["id"] in listed
+        assert mine.get(bookings_url(web, path), timeout=10).json()["state"] == "received"
 
 
 def test_concurrent_requests_with_one_idempotency_key_create_one_booking(
@@ -197,6 +236,13 @@ def test_concurrent_requests_with_one_idempotency_key_create_one_booking(
         (lambda b: b["customer"].update(nickname="Amazing"), "customer.nickname"),
         (lambda b: b.update(items=[]), "items"),
         (lambda b: b.update(reservationPolicy="sometimes"), "reservationPolicy"),
+        # Callback targets: https only (CALLBACK_ALLOW_HTTP is off), no credentials, no
+        # control characters, no literal non-public address.
+        (lambda b: b.update(callbackUrl="http://shop.example/hooks"), "callbackUrl"),
+        (lambda b: b.update(callbackUrl="https://user:pw@shop.example/hooks"), "callbackUrl"),
+        (lambda b: b.update(callbackUrl="https://shop.example/h\r\nX-A: 1"), "callbackUrl"),
+        (lambda b: b.update(callbackUrl="https://169.254.169.254/latest/"), "callbackUrl"),
+        (lambda b: b.update(callbackUrl="https://[::ffff:127.0.0.1]/hooks"), "callbackUrl"),
     ],
 )
 def test_validation_errors_name_the_field_and_write_nothing(

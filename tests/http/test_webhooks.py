@@ -31,6 +31,7 @@ from tests.http.helpers import (
     tasks_for,
 )
 from worker.booking import keys
+from worker.booking.service import new_booking_id
 from worker.booking.states import State
 
 PAID = "booking.payment_succeeded"
@@ -283,6 +284,7 @@ def test_events_we_do_not_act_on_are_acknowledged_without_enqueuing(
     for make, expected_detail in (
         (lambda e: provider.unknown_type(e), "unknown_type"),
         (lambda e: provider.succeeded(None, e), "no_booking_id"),
+        (lambda e: provider.succeeded("bk_}x{y\x00\n", e), "invalid_booking_id"),
     ):
         event_id = new_event_id(provider)
         cases.append((make(event_id), event_id, expected_detail))
@@ -300,7 +302,7 @@ def test_a_payment_for_an_unknown_booking_is_acknowledged_and_not_enqueued(
     web: WebServer, db: redis.Redis, provider: Provider
 ) -> None:
     event_id = new_event_id(provider)
-    body = provider.succeeded("bk_does_not_exist", event_id)
+    body = provider.succeeded(new_booking_id(), event_id)  # well formed, never written
     before = len(broker_messages(db))
 
     response = provider.deliver(web, body, provider.sign(body, event_id))

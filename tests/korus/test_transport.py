@@ -23,7 +23,9 @@ from worker.korus import (
     KorusOutcomeUnknownError,
     KorusRejectedError,
     KorusTransientError,
-    shared_session,
+    StaticTokenProvider,
+    idle_sessions,
+    leased_session,
 )
 from worker.korus.transport import parse_retry_after
 
@@ -284,19 +286,20 @@ def test_retry_after_parses_seconds_and_http_dates() -> None:
     assert parse_retry_after(None) is None
 
 
-def test_one_pooled_session_per_process_recreated_after_fork() -> None:
-    session = shared_session()
-    assert shared_session() is session
-    adapter = session.get_adapter("https://api.korusticket.com")
-    assert isinstance(adapter, requests.adapters.HTTPAdapter)
-    assert adapter.max_retries.total == 0
-    assert (adapter._pool_maxsize, adapter._pool_connections) == (32, 4)  # type: ignore[attr-defined]
+def test_a_leased_session_is_reused_and_never_crosses_a_fork() -> None:
+    with leased_session() as session:
+        adapter = session.get_adapter("https://api.korusticket.com")
+        assert isinstance(adapter, requests.adapters.HTTPAdapter)
+        assert adapter.max_retries.total == 0
+    with leased_session() as again:
+        assert again is session  # given back, kept alive, handed out again
 
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # child: must not reuse the parent's pooled sockets
         os.close(read_end)
-        fresh = shared_session() is not session and shared_session() is shared_session()
+        with leased_session() as child_session:
+            fresh = child_session is not session
         os.write(write_end, b"1" if fresh else b"0")
         os._exit(0)
     os.close(write_end)
@@ -304,3 +307,73 @@ def test_one_pooled_session_per_process_recreated_after_fork() -> None:
     os.close(read_end)
     os.waitpid(pid, 0)
     assert answer == b"1"
+
+
+def test_concurrent_calls_never_share_a_session_and_reuse_them_after(
+    server: ScriptedServer,
+) -> None:
+    """Threads (or greenlets) calling at once each get a session of their own; once done,
+    the sessions are kept for the next calls instead of opening new connections."""
+    import threading
+
+    threads = 12
+    server.default = lambda _seen: Reply(200, {"ok": True}, delay=0.2)
+    client = static_client(server.url, "t")
+    users: dict[int, int] = {}
+    overlap: list[int] = []
+    guard = threading.Lock()
+    original = requests.Session.request
+
+    def watched(self: requests.Session, *args: object, **kwargs: object) -> requests.Response:
+        with guard:
+            users[id(self)] = users.get(id(self), 0) + 1
+            if users[id(self)] > 1:
+                overlap.append(id(self))
+        try:
+            return original(self, *args, **kwargs)  # type: ignore[arg-type]
+        finally:
+            with guard:
+                users[id(self)] -= 1
+
+    requests.Session.request = watched  # type: ignore[method-assign]
+    try:
+        for _ in range(2):
+            barrier = threading.Barrier(threads)
+
+            def call(barrier: threading.Barrier = barrier) -> None:
+                barrier.wait()
+                client.transport.request("GET", "/v1/ping")
+
+            pool = [threading.Thread(target=call) for _ in range(threads)]
+            for thread in pool:
+                thread.start()
+            for thread in pool:
+                thread.join(30)
+    finally:
+        requests.Session.request = original  # type: ignore[method-assign]
+    assert overlap == []
+    assert len(users) >= 2  # the calls really ran side by side on several sessions
+    assert len(users) <= threads  # the second round reused the first round's sessions
+    assert idle_sessions() >= len(users) - 1
+
+
+def test_proxies_from_the_environment_are_honoured_though_read_once(
+    server: ScriptedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sessions do not re-read the environment on each call (trust_env is off), yet a
+    proxy set in the environment still carries the calls, and NO_PROXY still applies."""
+    from worker.korus import transport
+
+    transport._environment_for.cache_clear()
+    monkeypatch.setenv("HTTP_PROXY", server.url)
+    monkeypatch.setenv("NO_PROXY", "direct.invalid")
+    try:
+        KorusClient("http://korus.invalid", StaticTokenProvider("t")).transport.request(
+            "GET", "/v1/ping"
+        )
+        assert server.seen[-1].path == "http://korus.invalid/v1/ping"  # sent to the proxy
+        with pytest.raises(KorusNotSentError):  # NO_PROXY: straight to a host that is not
+            KorusClient("http://direct.invalid", StaticTokenProvider("t"),
+                        connect_timeout=1).transport.request("GET", "/v1/ping")
+    finally:
+        transport._environment_for.cache_clear()

@@ -74,8 +74,7 @@ def test_flower_refuses_to_start_without_basic_auth() -> None:
 @pytest.mark.parametrize("name", ["worker", "payments"])
 def test_procfile_worker_options_are_celery_options(name: str) -> None:
     """Celery parses every option before it honours --help: a misspelt one fails here."""
-    command = procfile()[name].replace("${WORKER_CONCURRENCY:-8}", "8").replace(
-        "${PAYMENTS_CONCURRENCY:-4}", "4")
+    command = re.sub(r"\$\{\w+:-(\d+)\}", r"\1", procfile()[name])  # the defaults
     argv = [sys.executable, "-m", *shlex.split(command), "--help"]
     env = {"PATH": "/usr/bin:/bin", "REDIS_URL": "redis://127.0.0.1:1/0",
            "KORUS_BASE_URL": "http://127.0.0.1:9", "KORUS_TOKEN": "placeholder"}

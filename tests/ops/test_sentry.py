@@ -35,6 +35,17 @@ from worker.processes import Proc
 TOKEN = "korus-access-token-5f1d2c9a7b"
 SECRET = "s3cr3t-client-secret"
 PERSONAL = [CUSTOMER["email"], CUSTOMER["phone"], CUSTOMER["firstname"], CUSTOMER["lastname"]]
+BENEFICIARY = {"firstname": "Ada", "lastname": "Lovelace", "nationality": "GB",
+               "dateOfBirth": "1815-12-10", "placeOfBirth": "Marylebone",
+               "email": "ada@example.org", "phone": "+447700900123"}
+FORM_VALUE = "Charles Babbage Jr"  # a ticket form answer (a visitor's name)
+SENSITIVE = [*PERSONAL, "Lovelace", "1815-12-10", "Marylebone", "ada@example.org",
+             "+447700900123", FORM_VALUE]
+ITEMS_WITH_FORM = [{"offer": "/v1/ticketing/catalogs/c/offers/o", "quantity": 1,
+                    "ticketSessions": [{"ticket": "/v1/ticketing/tickets/t", "formData": {
+                        "form": "/v1/ticketing/forms/f",
+                        "fields": [{"field": "/v1/ticketing/forms/f/fields/name",
+                                    "value": FORM_VALUE}]}}]}]
 
 
 @pytest.fixture(scope="module")
@@ -74,9 +85,17 @@ def test_alert_arrives_once_fingerprinted_per_kind_and_booking(sentry: HttpRecor
     assert event["extra"]["state"] == "refund_required"
 
 
+def _booking_with_people(state: State) -> Any:
+    """A record naming a customer, a beneficiary and a ticket-form answer."""
+    booking = make_booking(state, now=utcnow(), beneficiaries=[BENEFICIARY])
+    booking.items = ITEMS_WITH_FORM
+    return booking
+
+
 def _fail_with_customer_data() -> None:
     customer = dict(CUSTOMER)
-    booking = make_booking(State.PAID, now=utcnow())  # its repr names the customer
+    # Its repr names the customer, a beneficiary and a form answer.
+    booking = _booking_with_people(State.PAID)
     headers = {"Authorization": f"Bearer {TOKEN}", "Accept": "application/json"}
     assert customer and booking and headers
     raise RuntimeError(f"order for {CUSTOMER['email']} ({CUSTOMER['phone']}) refused")
@@ -90,7 +109,10 @@ def test_events_carry_no_customer_data_tokens_or_secrets(sentry: HttpRecorder) -
     sentry_sdk.set_user({"id": "merchant-1", "email": CUSTOMER["email"]})
     sentry_sdk.set_extra("customer", CUSTOMER)
     sentry_sdk.set_extra("payload", json.dumps({"customer": CUSTOMER, "items": [1]}))
-    sentry_sdk.set_extra("record", repr(make_booking(State.PAID, now=utcnow())))
+    sentry_sdk.set_extra("record", repr(_booking_with_people(State.PAID)))
+    sentry_sdk.set_extra("document", json.dumps({"beneficiaries": [BENEFICIARY],
+                                                 "items": ITEMS_WITH_FORM, "id": "bk_doc"}))
+    sentry_sdk.set_extra("beneficiary_fields", {k: v for k, v in BENEFICIARY.items()})
     sentry_sdk.set_extra("client_secret", SECRET)
     sentry_sdk.set_context("request", {"headers": {"Authorization": f"Bearer {TOKEN}"},
                                        "url": "https://shop.example/v1/bookings"})
@@ -109,7 +131,7 @@ def test_events_carry_no_customer_data_tokens_or_secrets(sentry: HttpRecorder) -
 
     events = wait_until(both, 10, "the message and the exception events")
     raw = sentry.raw_envelopes()
-    for value in [*PERSONAL, TOKEN, SECRET, "555) 123-4567"]:
+    for value in [*SENSITIVE, TOKEN, SECRET, "555) 123-4567"]:
         assert value.encode() not in raw, value
     # Still useful: what happened, where, for which ids.
     messages = [e.get("message") or e.get("logentry", {}).get("message") for e in events]
@@ -118,8 +140,9 @@ def test_events_carry_no_customer_data_tokens_or_secrets(sentry: HttpRecorder) -
     assert exception["type"] == "RuntimeError"
     frame = exception["stacktrace"]["frames"][-1]
     assert frame["function"] == "_fail_with_customer_data"
-    assert frame["vars"]["customer"] == "[Filtered]"
-    assert "bk_ops" in frame["vars"]["booking"]  # ids survive, the customer does not
+    assert "vars" not in frame  # locals hold whole records: never sent
+    record = next(e for e in events if "record" in e.get("extra", {}))["extra"]["record"]
+    assert "bk_ops" in record and "state=<State.PAID" in record  # ids and states survive
 
 
 def test_without_a_dsn_sentry_stays_off(redis_url: str) -> None:
@@ -156,10 +179,16 @@ def test_scrubber_keeps_ids_times_and_amounts(text: str) -> None:
         ("call 01 23 45 67 89 or 0123456789", "call [phone] or [phone]"),
         ("call (555) 123-4567 or 555-123-4567", "call [phone] or [phone]"),
         ("Authorization: Bearer abc.def-ghi_jkl", "Authorization: [Filtered] [Filtered]"),
-        ("Customer(firstname='Grace', lastname='Hopper', country=None)",
-         "Customer(firstname=[Filtered], lastname=[Filtered], country=None)"),
+        ("Customer(firstname='Grace', lastname='Hopper', country='FR', title='Dr')",
+         "Customer([Filtered])"),
         ("{'customer': {'first_name': 'Grace'}, 'id': 'bk_1'}",
-         "{'customer': {'first_name': [Filtered]}, 'id': 'bk_1'}"),
+         "{'customer': {[Filtered]}, 'id': 'bk_1'}"),
+        ("id='bk_1' beneficiaries=[Beneficiary(firstname='Ada', placeOfBirth='Marylebone')]",
+         "id='bk_1' beneficiaries=[[Filtered]]"),
+        ('{"ticket": "/v1/t", "formData": {"fields": [{"value": "Ada"}]}, "state": "paid"}',
+         '{"ticket": "/v1/t", "formData": {[Filtered]}, "state": "paid"}'),
+        ("nationality=GB dateOfBirth=1815-12-10 place_of_birth='Marylebone'",
+         "nationality=[Filtered] dateOfBirth=[Filtered] place_of_birth=[Filtered]"),
         ('{"password":"x","state":"paid"}', '{"password":[Filtered],"state":"paid"}'),
     ],
 )
@@ -211,7 +240,7 @@ def test_logged_tracebacks_are_scrubbed_too(formatter: logging.Formatter) -> Non
 
     output = _log_line(formatter, fail)
     assert "RuntimeError" in output and "_fail_with_customer_data" in output
-    for value in PERSONAL:
+    for value in SENSITIVE:
         assert value not in output
 
 
@@ -222,7 +251,7 @@ def test_a_failing_task_in_a_real_worker_reaches_sentry_without_customer_data(
     record (customer included) in its message and frame variables; Sentry gets the
     error, tagged with the booking and task, scrubbed."""
     receiver.clear()
-    booking = make_booking(State.RECEIVED, now=utcnow())
+    booking = _booking_with_people(State.RECEIVED)
     document = json.loads(booking.to_json())
     del document["created_at"]
     client = redis.Redis.from_url(redis_url, decode_responses=True)
@@ -244,5 +273,7 @@ def test_a_failing_task_in_a_real_worker_reaches_sentry_without_customer_data(
     assert event["extra"]["celery-job"]["task_name"] == "booking.reserve"
     raw = receiver.raw_envelopes()
     assert b"created_at" in raw  # the error itself is there
-    for value in PERSONAL:
+    for value in SENSITIVE:
         assert value.encode() not in raw, value
+    frames = event["exception"]["values"][-1]["stacktrace"]["frames"]
+    assert frames and not [f for f in frames if "vars" in f]  # the record in locals stays

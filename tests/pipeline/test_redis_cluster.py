@@ -190,13 +190,13 @@ def test_the_web_front_is_ready_and_reports_metrics_on_the_cluster(
     store = BookingStore(cluster, retention_seconds=3600, deadline_policy=DeadlinePolicy())
     service = BookingService(store, CeleryEnqueuer(celery_app), event_ttl_seconds=3600,
                              policy="all_or_nothing")
-    settings = ops_settings(cluster_url, broker_url=redis_url)
+    settings = ops_settings(cluster_url, broker_url=redis_url, metrics_token="ops-token")
     client = testing.TestClient(create_app(service, settings, celery_app=celery_app))
 
     ready = client.simulate_get("/readyz")
     assert ready.status_code == 200, ready.text
     assert ready.json["checks"] == {"redis": "ok", "broker": "ok"}
-    metrics = client.simulate_get("/metrics")
+    metrics = client.simulate_get("/metrics", headers={"Authorization": "Bearer ops-token"})
     assert metrics.status_code == 200
     assert "booking_worker_bookings_scrape_ok 1.0" in metrics.text
     celery_app.close()

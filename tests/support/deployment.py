@@ -31,6 +31,9 @@ WORKER_SETTINGS = {
     "RETRY_BACKOFF_CAP_SECONDS": "2",
     "VISIBILITY_TIMEOUT_SECONDS": "30",
     "STUCK_AFTER_SECONDS": "60",
+    # Merchant callbacks go to loopback receivers over plain HTTP in these tests.
+    "CALLBACK_ALLOW_HTTP": "true",
+    "CALLBACK_ALLOWED_NETWORKS": "127.0.0.0/8",
 }
 
 

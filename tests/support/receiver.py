@@ -45,6 +45,9 @@ class HttpRecorder:
     requests: list[Request] = field(default_factory=list)
     port: int = 0
     status_for: Callable[[int], int] = lambda n: 200
+    # extra response headers (e.g. Location for a redirect)
+    answer_headers: dict[str, str] = field(default_factory=dict)
+    host: str = "127.0.0.1"
     _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -62,14 +65,17 @@ class HttpRecorder:
                         Request(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
                     )
                 self.send_response(recorder.status_for(n))
+                for name, value in recorder.answer_headers.items():
+                    self.send_header(name, value)
                 self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", "2")
                 self.end_headers()
                 self.wfile.write(b"{}")
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = ThreadingHTTPServer((self.host, 0), Handler)
         self.port = int(self._server.server_address[1])
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
@@ -81,11 +87,11 @@ class HttpRecorder:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     @property
     def sentry_dsn(self) -> str:
-        return f"http://public@127.0.0.1:{self.port}/1"
+        return f"http://public@{self.host}:{self.port}/1"
 
     def snapshot(self) -> list[Request]:
         with self._lock:
@@ -147,8 +153,8 @@ def parse_envelope(body: bytes) -> list[tuple[dict[str, Any], bytes]]:
 
 
 @contextlib.contextmanager
-def recorder() -> Iterator[HttpRecorder]:
-    server = HttpRecorder().start()
+def recorder(host: str = "127.0.0.1") -> Iterator[HttpRecorder]:
+    server = HttpRecorder(host=host).start()
     try:
         yield server
     finally:

@@ -19,11 +19,11 @@ import json
 import time
 from typing import Any
 
-import requests
-
-from worker.booking import keys
+from worker.alerts import alert
+from worker.booking import callback_transport, keys
 from worker.booking.context import StepContext
 from worker.booking.record import Booking
+from worker.settings import whsec_key
 
 
 class CallbackFailedError(Exception):
@@ -32,7 +32,7 @@ class CallbackFailedError(Exception):
 
 def sign(secret: str, msg_id: str, timestamp: int, body: str) -> str:
     """`v1,<base64 HMAC-SHA256>` of `{id}.{timestamp}.{body}`; secret is `whsec_<base64>`."""
-    key = base64.b64decode(secret.removeprefix("whsec_"))
+    key = whsec_key(secret)
     digest = hmac.new(key, f"{msg_id}.{timestamp}.{body}".encode(), hashlib.sha256).digest()
     return "v1," + base64.b64encode(digest).decode()
 
@@ -110,14 +110,22 @@ def deliver(ctx: StepContext, booking_id: str, event_type: str) -> str:
     if secret is not None:
         headers["webhook-signature"] = sign(secret.get_secret_value(), msg_id, timestamp, body)
     try:
-        response = requests.post(
-            url, data=body.encode(), headers=headers, timeout=ctx.settings.callback_timeout_seconds
+        # SSRF-safe: https only, public addresses only, the checked address, no redirects.
+        response = callback_transport.post(
+            url,
+            body.encode(),
+            headers,
+            policy=ctx.settings.callback_policy,
+            timeout=ctx.settings.callback_timeout_seconds,
         )
-    except requests.RequestException as error:
-        raise CallbackFailedError(
-            f"{event_type} to merchant failed: {type(error).__name__}"
-        ) from error
-    if not 200 <= response.status_code < 300:
-        raise CallbackFailedError(f"{event_type}: merchant answered {response.status_code}")
+    except callback_transport.TargetRefusedError as refused:
+        # Final: retrying would hit the same refusal. Recorded and alerted, never sent.
+        ctx.redis.hset(status_key, event_type, "refused")
+        alert("callback_refused", booking_id, f"{event_type} not sent: {refused}")
+        return "refused"
+    except callback_transport.CallbackTransportError as error:
+        raise CallbackFailedError(f"{event_type} to merchant failed: {error}") from error
+    if not 200 <= response.status < 300:
+        raise CallbackFailedError(f"{event_type}: merchant answered {response.status}")
     ctx.redis.hset(status_key, event_type, "delivered")
     return "delivered"

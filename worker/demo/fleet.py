@@ -77,6 +77,7 @@ class Fleet:
     flower_url: str | None
     merchant_key: str
     stripe_secret: str
+    metrics_token: str
     flower_auth: str | None
     logs: Path
     procs: list[Proc] = field(default_factory=list)
@@ -156,6 +157,7 @@ def _start_fleet(config: FleetConfig, fleet: Fleet, procfile: Path) -> None:
         **DEMO_SETTINGS,
         STRIPE_WEBHOOK_SECRET=fleet.stripe_secret,
         MERCHANT_API_KEYS=fleet.merchant_key,
+        METRICS_TOKEN=fleet.metrics_token,
         WORKER_CONCURRENCY=str(config.concurrency),
         PAYMENTS_CONCURRENCY=str(max(1, config.concurrency // 2)),
     )
@@ -265,6 +267,7 @@ def running_fleet(config: FleetConfig) -> Iterator[Fleet]:
         flower_url=f"http://127.0.0.1:{free_port()}" if flower else None,
         merchant_key="mk_demo_" + secrets.token_urlsafe(24),
         stripe_secret="whsec_demo_" + secrets.token_urlsafe(24),
+        metrics_token=secrets.token_urlsafe(24),
         flower_auth=f"demo:{secrets.token_urlsafe(12)}" if flower else None,
         logs=config.logs,
     )

@@ -135,7 +135,7 @@ class _Traffic:
 
     def __init__(self, fleet: Fleet, stop: threading.Event) -> None:
         self.fleet = fleet
-        self.shop = Shop(fleet.web_url, fleet.merchant_key, stop)
+        self.shop = Shop(fleet.web_url, fleet.merchant_key, fleet.metrics_token, stop)
         self.provider = PaymentProvider(fleet.web_url, fleet.stripe_secret, stop)
         self.admin = SandboxAdmin(fleet.sandbox_url)
         self.pool = ThreadPoolExecutor(CLIENTS, thread_name_prefix="demo-client")
@@ -227,6 +227,7 @@ def _serve(fleet: Fleet, report: DemoReport, console: Console) -> None:
         f"  Flower      {fleet.flower_url}  basic auth {fleet.flower_auth}",
         f"  sandbox     {fleet.sandbox_url}  (its records: /_sandbox/orders)",
         f"  merchant API key  {fleet.merchant_key}",
+        f"  metrics token     {fleet.metrics_token}  (GET /metrics with it as a Bearer token)",
         f"  logs        {fleet.logs}",
         "Try:",
         f"  curl -s -H 'Authorization: Bearer {fleet.merchant_key}' "

@@ -81,9 +81,12 @@ def _detail(response: requests.Response) -> str:
 class Shop:
     """The merchant API client of the demo."""
 
-    def __init__(self, web_url: str, merchant_key: str, stop: threading.Event) -> None:
+    def __init__(
+        self, web_url: str, merchant_key: str, metrics_token: str, stop: threading.Event
+    ) -> None:
         self.web_url = web_url
         self.stop = stop
+        self.metrics_token = metrics_token
         self.session = requests.Session()
         self.session.headers["Authorization"] = f"Bearer {merchant_key}"
 
@@ -126,7 +129,14 @@ class Shop:
 
     def metrics(self) -> Samples:
         """GET /metrics, as sample name → labels → value."""
-        response = _send(self.session, self.stop, "GET", f"{self.web_url}/metrics")
+        # /metrics is private: the front answers it only with the operators' token.
+        response = _send(
+            self.session,
+            self.stop,
+            "GET",
+            f"{self.web_url}/metrics",
+            headers={"Authorization": f"Bearer {self.metrics_token}"},
+        )
         response.raise_for_status()
         samples: Samples = {}
         for family in text_string_to_metric_families(response.text):

@@ -25,6 +25,7 @@ from worker.http.merchant import (
 )
 from worker.http.metrics import Metrics, MetricsMiddleware, MetricsResource
 from worker.http.openapi import OpenApiResource
+from worker.http.payment_ingress import PaymentIngress
 from worker.http.signatures import StandardWebhooksVerifier, StripeVerifier
 from worker.http.webhooks import StandardPaymentsWebhook, StripeWebhook, UnconfiguredWebhook
 from worker.settings import Settings
@@ -48,12 +49,14 @@ ROUTES = (
 WsgiApp = falcon.App[falcon.Request, falcon.Response]
 
 
-def _webhooks(app: WsgiApp, service: BookingService, metrics: Metrics, settings: Settings) -> None:
+def _webhooks(app: WsgiApp, service: BookingService, metrics: Metrics, settings: Settings,
+              celery_app: Celery) -> None:
     tolerance = settings.webhook_tolerance_seconds
+    record = PaymentIngress(service, celery_app).record
     stripe: object
     if settings.stripe_webhook_secret:
         verifier = StripeVerifier.from_settings(settings.stripe_webhook_secret, tolerance)
-        stripe = StripeWebhook(service, metrics, verifier)
+        stripe = StripeWebhook(service, metrics, verifier, record)
     else:
         log.warning("STRIPE_WEBHOOK_SECRET is not set: /webhooks/stripe answers 503")
         stripe = UnconfiguredWebhook("stripe", "STRIPE_WEBHOOK_SECRET", metrics)
@@ -62,7 +65,7 @@ def _webhooks(app: WsgiApp, service: BookingService, metrics: Metrics, settings:
         standard = StandardWebhooksVerifier.from_settings(
             settings.payments_webhook_secret, tolerance
         )
-        payments = StandardPaymentsWebhook(service, metrics, standard)
+        payments = StandardPaymentsWebhook(service, metrics, standard, record)
     else:
         log.warning("PAYMENTS_WEBHOOK_SECRET is not set: /webhooks/payments answers 503")
         payments = UnconfiguredWebhook("payments", "PAYMENTS_WEBHOOK_SECRET", metrics)
@@ -99,16 +102,17 @@ def create_app(
     problems.install(app)
     app.add_error_handler(problems.UNAVAILABLE_ERRORS, problems.handle_unavailable)
 
-    app.add_route("/v1/bookings", BookingsCollection(service))
+    app.add_route("/v1/bookings", BookingsCollection(service, settings.callback_policy))
     app.add_route("/v1/bookings/{booking_id}", BookingItem(service))
     app.add_route("/v1/bookings/{booking_id}/cancel", BookingCancel(service))
     app.add_route("/v1/bookings/{booking_id}/documents/refresh", BookingDocumentsRefresh(service))
-    _webhooks(app, service, metrics, settings)
+    _webhooks(app, service, metrics, settings, celery_app)
     app.add_route("/healthz", Healthz())
     app.add_route(
         "/readyz",
         Readyz([("redis", redis_check(service.redis)), ("broker", broker_check(celery_app))]),
     )
-    app.add_route("/metrics", MetricsResource(metrics))
+    token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
+    app.add_route("/metrics", MetricsResource(metrics, token))
     app.add_route("/openapi.json", OpenApiResource())
     return app

@@ -1,46 +1,52 @@
 """Merchant API keys: `Authorization: Bearer <key>`, any key of MERCHANT_API_KEYS.
 
-The presented key is compared with `hmac.compare_digest` against every configured key,
-without stopping at the first match, so the time taken does not say which key (or how
-much of one) matched. Several keys exist for rotation: add the new key, move the shop to
-it, remove the old one.
+An entry is `name:key` (a merchant and one of its keys) or a plain `key` (the default
+merchant, `default`). The presented key is compared with `hmac.compare_digest` against
+every configured key, without stopping at the first match, so the time taken does not say
+which key (or how much of one) matched.
 
-The merchant identity that namespaces Idempotency-Keys (and is stored on the booking) is
-a short SHA-256 fingerprint of the key, never the key: two requests are "the same
-merchant" for idempotency only when they carry the same key. Reads are not partitioned
-by key: the deployment serves one merchant whose keys rotate, and a booking created with
-an old key stays readable with the new one.
+The merchant NAME is the identity: it namespaces Idempotency-Keys and is stored on each
+booking, and a merchant reads, lists, cancels and refreshes only its own bookings (another
+merchant's id answers 404). Rotating a key (`shop:new`, then drop `shop:old`) keeps both
+its idempotency and its bookings. Bookings written before merchant names existed carry a
+key fingerprint (`mk_...`); they belong to the default merchant.
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import logging
+import re
 from collections.abc import Sequence
 
 import falcon
 from pydantic import SecretStr
 
 from worker.http.problems import UNAUTHORIZED, ApiProblem
+from worker.settings import DEFAULT_MERCHANT, merchant_entry
 
 log = logging.getLogger("booking.http")
 
+# Identities of bookings made before named merchants: `mk_` + 16 hex (a key fingerprint).
+_LEGACY_IDENTITY = re.compile(r"^mk_[0-9a-f]{16}$")
 
-def fingerprint(key: bytes) -> str:
-    """`mk_` + 16 hex digits of SHA-256: names a key in Redis and logs, reveals nothing."""
-    return "mk_" + hashlib.sha256(b"booking-worker merchant key\x00" + key).hexdigest()[:16]
+
+def owns(merchant: str, booking_merchant: str) -> bool:
+    """Whether `merchant` may see a booking recorded for `booking_merchant`."""
+    if booking_merchant == merchant:
+        return True
+    return merchant == DEFAULT_MERCHANT and bool(_LEGACY_IDENTITY.match(booking_merchant))
 
 
 class MerchantKeys:
     def __init__(self, keys: Sequence[SecretStr]) -> None:
-        raw = [k.get_secret_value().encode("utf-8") for k in keys]
-        self._keys = [(key, fingerprint(key)) for key in raw if key]
+        entries = [merchant_entry(k.get_secret_value().strip()) for k in keys]
+        self._keys = [(key.encode("utf-8"), name) for name, key in entries if key]
         if not self._keys:
             log.warning("MERCHANT_API_KEYS is empty: every merchant API request gets 401")
 
     def identify(self, authorization: str | None) -> str | None:
-        """The merchant identity of a valid `Bearer` credential, None otherwise."""
+        """The merchant name of a valid `Bearer` credential, None otherwise."""
         if not authorization:
             return None
         scheme, _, token = authorization.strip().partition(" ")
@@ -50,10 +56,10 @@ class MerchantKeys:
         if not presented:
             return None
         found: str | None = None
-        for key, identity in self._keys:
+        for key, merchant in self._keys:
             # No early exit: every key is compared whatever the outcome.
             if hmac.compare_digest(presented, key) and found is None:
-                found = identity
+                found = merchant
         return found
 
 

@@ -1,54 +1,49 @@
-"""`booking-worker web`: the HTTP front on a small threaded WSGI server, for development.
+"""`booking-worker web`: the HTTP front on the production serving stack.
 
-Production runs gunicorn (deploy/gunicorn.conf.py). This server is the standard library's
-wsgiref with one thread per connection: fine on a laptop, not behind a load balancer.
-The first line printed is the URL (flushed), so a parent process can read the port
-chosen with `--port 0`.
+It runs gunicorn with the very settings of the Procfile's `web` process
+(worker.http.gunicorn_config: gevent worker, header and body deadlines, size caps), only
+bound where the options say. The socket is bound here first, so `--port 0` works: the
+first line printed is the URL (flushed), then this process becomes the gunicorn master
+(exec) and serves on that socket.
 """
 
 from __future__ import annotations
 
-import logging
-from socketserver import ThreadingMixIn
-from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+import os
+import socket
+import sys
+from pathlib import Path
 
 import click
 
-
-class ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-
-class QuietHandler(WSGIRequestHandler):
-    """Access lines go to the `booking.http.access` logger at DEBUG, not to stderr."""
-
-    def log_message(self, format: str, *args: Any) -> None:
-        logging.getLogger("booking.http.access").debug(format, *args)
+# By path, like deploy/gunicorn.conf.py (see worker/http/gunicorn_config.py for why).
+CONFIG = str(Path(__file__).with_name("gunicorn_config.py"))
+APP = "worker.http.wsgi:application"
 
 
-def serve(host: str, port: int) -> None:
-    from worker.http.app import create_app
-    from worker.observability.logs import configure_logging
-    from worker.observability.sentry import init_sentry
+def gunicorn_argv(fd: int, workers: int | None) -> list[str]:
+    argv = [sys.executable, "-m", "gunicorn", "-c", CONFIG, "--bind", f"fd://{fd}"]
+    if workers is not None:
+        argv += ["--workers", str(workers)]
+    return [*argv, APP]
+
+
+def serve(host: str, port: int, workers: int | None = None) -> None:
     from worker.settings import load_settings
 
-    settings = load_settings()
-    configure_logging(settings)
-    init_sentry(settings, "web")
-    app = create_app(settings=settings)
-    server = make_server(
-        host, port, app, server_class=ThreadingWSGIServer, handler_class=QuietHandler
-    )
-    bound_host, bound_port = server.server_address[:2]
-    click.echo(f"http://{bound_host!s}:{bound_port}", nl=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
+    load_settings()  # a missing variable stops here, naming it, before anything is bound
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind((host, port))
+    listener.listen(2048)
+    listener.set_inheritable(True)
+    bound_host, bound_port = listener.getsockname()[:2]
+    shown = f"[{bound_host}]" if family == socket.AF_INET6 else bound_host
+    click.echo(f"http://{shown}:{bound_port}", nl=True)
+    sys.stdout.flush()
+    argv = gunicorn_argv(listener.fileno(), workers)
+    os.execv(argv[0], argv)  # noqa: S606 - our own interpreter and arguments
 
 
 @click.command("web")
@@ -60,6 +55,12 @@ def serve(host: str, port: int) -> None:
     type=click.IntRange(0, 65535),
     help="TCP port (0: any free port).",
 )
-def web(host: str, port: int) -> None:
-    """Serve the merchant API and the payment webhooks (development server)."""
-    serve(host, port)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Worker processes (default: WEB_CONCURRENCY, else 2-4 by CPU count).",
+)
+def web(host: str, port: int, workers: int | None) -> None:
+    """Serve the merchant API and the payment webhooks (gunicorn + gevent, as in production)."""
+    serve(host, port, workers)

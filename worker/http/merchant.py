@@ -17,6 +17,7 @@ from typing import Any
 import falcon
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from worker.booking.callback_transport import TargetPolicy, TargetRefusedError, parse_target
 from worker.booking.record import Booking
 from worker.booking.requests import BookingRequest
 from worker.booking.service import (
@@ -28,6 +29,7 @@ from worker.booking.service import (
     parse_cursor,
 )
 from worker.booking.states import State
+from worker.http.auth import owns
 from worker.http.body import parse_json, read_body, require_json
 from worker.http.problems import (
     IDEMPOTENCY_CONFLICT,
@@ -41,7 +43,7 @@ from worker.http.problems import (
 )
 from worker.http.views import BookingPage, booking_summary, booking_view, dump
 
-# `Prefer: wait=N` is honoured up to this many seconds (a gthread thread is held that long).
+# `Prefer: wait=N` is honoured up to this many seconds (the connection's greenlet waits).
 MAX_WAIT_SECONDS = 10.0
 _POLL_SECONDS = 0.05
 _WAIT_PREFERENCE = re.compile(r"(?:^|[,;\s])wait\s*=\s*\"?([0-9]{1,6})\"?(?:$|[,;\s])", re.I)
@@ -112,18 +114,27 @@ class _MerchantResource:
         if not _BOOKING_ID.match(booking_id):
             raise _not_found(booking_id)
 
-    def _load(self, booking_id: str) -> Booking:
+    def _load(self, req: falcon.Request, booking_id: str) -> Booking:
+        """The caller's booking; 404 when unknown or another merchant's."""
         self._check_id(booking_id)
         try:
-            return self.service.get(booking_id)
+            booking = self.service.get(booking_id)
         except BookingNotFoundError:
             raise _not_found(booking_id) from None
+        if not owns(req.context.merchant, booking.merchant):
+            raise _not_found(booking_id)
+        return booking
 
     def _view(self, booking: Booking) -> dict[str, Any]:
         return dump(booking_view(booking, self.service.store.timeline(booking.id)))
 
 
 class BookingsCollection(_MerchantResource):
+    def __init__(self, service: BookingService, callback_policy: TargetPolicy | None = None
+                 ) -> None:
+        super().__init__(service)
+        self.callback_policy = callback_policy or TargetPolicy()
+
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Start a booking: 202 (reservation enqueued), 201 (reservation step finished
         within `Prefer: wait=N`), 200 (Idempotency-Key replay: the first request's
@@ -138,6 +149,11 @@ class BookingsCollection(_MerchantResource):
             request = BookingRequest.model_validate(data)
         except ValidationError as error:
             raise validation_problem(error) from None
+        if request.callback_url is not None:
+            try:  # syntax and literal addresses here; names are resolved at send time
+                parse_target(request.callback_url, self.callback_policy)
+            except TargetRefusedError as refused:
+                raise _invalid("callbackUrl", str(refused)) from None
         try:
             result = self.service.start_booking(
                 request, merchant=req.context.merchant, idempotency_key=key
@@ -182,8 +198,11 @@ class BookingsCollection(_MerchantResource):
             raise validation_problem(error) from None
         after = decode_cursor(query.cursor, query.state) if query.cursor else None
         bookings, position = self.service.list(query.state, cursor=after, limit=query.limit)
+        # A page holds the caller's bookings only (it may be shorter than `limit`; the
+        # cursor still walks the whole index).
+        merchant = req.context.merchant
         page = BookingPage(
-            items=[booking_summary(b) for b in bookings],
+            items=[booking_summary(b) for b in bookings if owns(merchant, b.merchant)],
             next_cursor=None if position is None else encode_cursor(query.state, position),
         )
         resp.media = dump(page)
@@ -192,14 +211,14 @@ class BookingsCollection(_MerchantResource):
 class BookingItem(_MerchantResource):
     def on_get(self, req: falcon.Request, resp: falcon.Response, booking_id: str) -> None:
         """The booking with its timeline; 404 if unknown (or expired from retention)."""
-        resp.media = self._view(self._load(booking_id))
+        resp.media = self._view(self._load(req, booking_id))
 
 
 class BookingCancel(_MerchantResource):
     def on_post(self, req: falcon.Request, resp: falcon.Response, booking_id: str) -> None:
         """Cancel before payment: 200 with the cancelled booking (also when it already
         was), 409 once paid or otherwise past cancelling, 404 if unknown."""
-        self._check_id(booking_id)  # the service itself answers "not found"
+        self._load(req, booking_id)  # 404 unless it is the caller's
         try:
             booking = self.service.cancel(booking_id)
         except BookingNotFoundError:
@@ -213,7 +232,7 @@ class BookingDocumentsRefresh(_MerchantResource):
     def on_post(self, req: falcon.Request, resp: falcon.Response, booking_id: str) -> None:
         """Ask for new temporary document URLs: 202 (the fetch is enqueued; GET the
         booking for the new URLs), 409 unless the booking is completed, 404 if unknown."""
-        self._check_id(booking_id)  # the service itself answers "not found"
+        self._load(req, booking_id)  # 404 unless it is the caller's
         try:
             booking = self.service.refresh_documents(booking_id)
         except BookingNotFoundError:

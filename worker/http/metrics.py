@@ -11,6 +11,7 @@ figures are approximate by a handful at most.
 
 from __future__ import annotations
 
+import hmac
 import logging
 import time
 from collections.abc import Iterator
@@ -203,11 +204,18 @@ class MetricsMiddleware:
 
 
 class MetricsResource:
-    """`GET /metrics`: Prometheus text exposition (no auth: keep it off public networks)."""
+    """`GET /metrics` on the public port: Prometheus text for `Authorization: Bearer
+    <METRICS_TOKEN>`, 404 otherwise (also when no token is configured: then the metrics
+    live on METRICS_PORT, worker.http.metrics_listener)."""
 
-    def __init__(self, metrics: Metrics) -> None:
+    def __init__(self, metrics: Metrics, token: str | None = None) -> None:
         self.metrics = metrics
+        self.token = token.encode() if token else None
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        presented = (req.get_header("Authorization") or "").encode("utf-8", "replace")
+        expected = b"Bearer " + self.token if self.token else None
+        if expected is None or not hmac.compare_digest(presented, expected):
+            raise falcon.HTTPNotFound()
         resp.data = self.metrics.exposition()
         resp.content_type = CONTENT_TYPE_LATEST

@@ -39,10 +39,11 @@ _DESCRIPTIONS = {
     200: "OK",
     201: "Created, and the reservation step has finished (see `state`)",
     202: "Accepted: the work is enqueued",
-    400: "Malformed request (JSON, signature, headers)",
+    400: "Malformed request (JSON, signature, headers, an unreadable or truncated body)",
     401: "Missing or invalid merchant API key",
     404: "Not found",
     409: "Conflict with the booking's state",
+    408: "The body did not arrive within 10 seconds (in all)",
     413: "Body larger than 256 KiB",
     415: "Content-Type is not application/json",
     422: "Invalid input; `errors` names each field by its JSON path",
@@ -96,7 +97,7 @@ _OPEN: list[dict[str, list[str]]] = []
 
 def _paths() -> dict[str, Any]:
     merchant = [401, 503]
-    webhook_errors = [400, 413, 503]
+    webhook_errors = [400, 408, 413, 503]
     return {
         "/v1/bookings": {
             "post": {
@@ -114,7 +115,7 @@ def _paths() -> dict[str, Any]:
                 "requestBody": _body("BookingRequest"),
                 "responses": _responses(
                     {200: "BookingView", 201: "BookingView", 202: "BookingView"},
-                    [400, 409, 413, 415, 422, *merchant],
+                    [400, 408, 409, 413, 415, 422, *merchant],
                 ),
             },
             "get": {
@@ -207,11 +208,14 @@ def _paths() -> dict[str, Any]:
             "get": {
                 "operationId": "metrics",
                 "security": _OPEN,
+                "description": "With `Authorization: Bearer <METRICS_TOKEN>`; 404 otherwise "
+                "(or served on METRICS_PORT only).",
                 "responses": {
                     "200": {
                         "description": "Prometheus text exposition",
                         "content": {"text/plain": {"schema": {"type": "string"}}},
-                    }
+                    },
+                    **_responses({}, [404]),
                 },
             }
         },

@@ -13,12 +13,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
+from worker.booking.ids import is_booking_id, printable
 from worker.booking.requests import PaymentEvent
 
 STRIPE = "stripe"
 PAYMENTS = "payments"
 
-Id = Annotated[str, StringConstraints(min_length=1, max_length=255)]
+# Provider ids (events, payments): visible ASCII only, so they are safe in logs and keys.
+Id = Annotated[str, StringConstraints(pattern=r"^[\x21-\x7e]{1,255}$")]
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{3}$")]
 
 STRIPE_SUCCEEDED = frozenset(
@@ -46,7 +48,7 @@ class MalformedEventError(ValueError):
 class Ignored:
     event_id: str
     event_type: str
-    reason: Literal["unknown_type", "no_booking_id", "not_paid"]
+    reason: Literal["unknown_type", "no_booking_id", "invalid_booking_id", "not_paid"]
 
 
 class _Loose(BaseModel):
@@ -99,11 +101,17 @@ def _validate(model: type[BaseModel], body: Any) -> Any:
         raise MalformedEventError(f"invalid event fields: {fields}") from None
 
 
-def _booking_id(metadata: dict[str, Any] | None) -> str | None:
-    value = (metadata or {}).get("booking_id")
-    if isinstance(value, str) and 0 < len(value) <= 255:
+_INVALID = "invalid"
+
+
+def _booking_id(value: object) -> str | None:
+    """The booking id if well formed, None when absent, `_INVALID` otherwise (answered
+    200 "ignored": a signed event the provider must not retry, but nothing of it is used)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str) and is_booking_id(value):
         return value
-    return None
+    return _INVALID
 
 
 def stripe_event(body: Any) -> PaymentEvent | Ignored:
@@ -111,14 +119,16 @@ def stripe_event(body: Any) -> PaymentEvent | Ignored:
     if not isinstance(body, dict) or not isinstance(body.get("type"), str):
         raise MalformedEventError("not a Stripe event")
     event_type = body["type"]
-    event_id = str(body.get("id", ""))[:255]
+    event_id = printable(body.get("id", ""), 255)
     if event_type not in STRIPE_SUCCEEDED and event_type not in STRIPE_FAILED:
-        return Ignored(event_id, event_type, "unknown_type")
+        return Ignored(event_id, printable(event_type), "unknown_type")
     event: StripeEvent = _validate(StripeEvent, body)
     obj = event.data.object
-    booking_id = _booking_id(obj.metadata)
+    booking_id = _booking_id((obj.metadata or {}).get("booking_id"))
     if booking_id is None:
         return Ignored(event.id, event_type, "no_booking_id")
+    if booking_id == _INVALID:
+        return Ignored(event.id, event_type, "invalid_booking_id")
     if event_type.startswith("checkout.session."):
         payment_id = obj.payment_intent or obj.id
         amount = obj.amount_total
@@ -152,7 +162,11 @@ def payments_event(event_id: str, body: Any) -> PaymentEvent | Ignored:
         raise MalformedEventError("not a payment event")
     event_type = body["type"]
     if event_type not in ("payment.succeeded", "payment.failed"):
-        return Ignored(event_id, event_type, "unknown_type")
+        return Ignored(event_id, printable(event_type), "unknown_type")
+    data_in = body.get("data")
+    booking_value = data_in.get("booking_id") if isinstance(data_in, dict) else None
+    if isinstance(booking_value, str) and booking_value and not is_booking_id(booking_value):
+        return Ignored(event_id, event_type, "invalid_booking_id")
     event: PaymentsEvent = _validate(PaymentsEvent, body)
     data = event.data
     if data.booking_id is None:

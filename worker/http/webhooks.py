@@ -22,13 +22,14 @@ The handler never calls Korus and reads the body once.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Literal
 
 import falcon
 from pydantic import BaseModel, Field
 
 from worker.booking.requests import PaymentEvent
-from worker.booking.service import IN_PROGRESS_SECONDS, BookingService
+from worker.booking.service import IN_PROGRESS_SECONDS, BookingService, PaymentOutcome
 from worker.http.body import parse_json, read_body, require_json
 from worker.http.metrics import Metrics
 from worker.http.payment_events import (
@@ -76,9 +77,12 @@ def _ack(resp: falcon.Response, outcome: Outcome, event_id: str, detail: str | N
 class _WebhookEndpoint:
     provider: str
 
-    def __init__(self, service: BookingService, metrics: Metrics) -> None:
+    def __init__(self, service: BookingService, metrics: Metrics,
+                 record: Callable[[PaymentEvent], PaymentOutcome] | None = None) -> None:
         self.service = service
         self.metrics = metrics
+        # PaymentIngress.record (one round trip) or the service's own, same outcomes.
+        self.record = record or service.record_payment
 
     def _count(self, outcome: str) -> None:
         self.metrics.webhooks.labels(self.provider, outcome).inc()
@@ -128,7 +132,7 @@ class _WebhookEndpoint:
             return
         with booking_context(event.booking_id):
             try:
-                outcome = self.service.record_payment(event)
+                outcome = self.record(event)
             except UNAVAILABLE_ERRORS:
                 self._count("unavailable")
                 raise  # → 503 (problems.handle_unavailable); any other error is a 500
@@ -150,8 +154,9 @@ class StripeWebhook(_WebhookEndpoint):
 
     provider = STRIPE
 
-    def __init__(self, service: BookingService, metrics: Metrics, verifier: StripeVerifier) -> None:
-        super().__init__(service, metrics)
+    def __init__(self, service: BookingService, metrics: Metrics, verifier: StripeVerifier,
+                 record: Callable[[PaymentEvent], PaymentOutcome] | None = None) -> None:
+        super().__init__(service, metrics, record)
         self.verifier = verifier
 
     def _verified_event(self, req: falcon.Request, body: bytes) -> PaymentEvent | Ignored:
@@ -165,9 +170,10 @@ class StandardPaymentsWebhook(_WebhookEndpoint):
     provider = PAYMENTS
 
     def __init__(
-        self, service: BookingService, metrics: Metrics, verifier: StandardWebhooksVerifier
+        self, service: BookingService, metrics: Metrics, verifier: StandardWebhooksVerifier,
+        record: Callable[[PaymentEvent], PaymentOutcome] | None = None,
     ) -> None:
-        super().__init__(service, metrics)
+        super().__init__(service, metrics, record)
         self.verifier = verifier
 
     def _verified_event(self, req: falcon.Request, body: bytes) -> PaymentEvent | Ignored:

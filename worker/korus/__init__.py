@@ -48,7 +48,7 @@ from worker.korus.models import (
     TicketSession,
 )
 from worker.korus.pages import Page, PageView, iter_pages
-from worker.korus.transport import shared_session
+from worker.korus.transport import idle_sessions, leased_session
 
 __all__ = [
     "RESERVATION_EXPIRED_CODE",
@@ -97,10 +97,11 @@ __all__ = [
     "TicketSession",
     "TokenProvider",
     "Violation",
+    "idle_sessions",
     "iri_of",
     "iter_pages",
     "last_segment",
+    "leased_session",
     "path_segment",
     "reservation_iri",
-    "shared_session",
 ]

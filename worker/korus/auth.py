@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -25,7 +26,12 @@ import redis
 import requests
 
 from worker.korus.errors import KorusAuthError, KorusTransientError
-from worker.korus.transport import error_from_exception, parse_retry_after, shared_session
+from worker.korus.transport import (
+    environment_settings,
+    error_from_exception,
+    leased_session,
+    parse_retry_after,
+)
 
 # Compare-and-delete of the refresh lock: only its holder may release it.
 _RELEASE_LOCK = """
@@ -226,16 +232,20 @@ class SharedTokenProvider:
     def _request_token(self, grant: dict[str, str], *, fallback_ok: bool) -> CachedToken | None:
         """POST the token endpoint. With `fallback_ok`, a 4xx returns None (try another grant)."""
         form = {**grant, "client_id": self._client_id, "client_secret": self._client_secret}
-        session = self._session if self._session is not None else shared_session()
+        lease = (
+            contextlib.nullcontext(self._session) if self._session is not None else leased_session()
+        )
         sent_at = time.time()
         try:
-            response = session.post(
-                self._token_url,
-                data=form,
-                headers={"Accept": "application/json"},
-                timeout=self._timeout,
-                allow_redirects=False,
-            )
+            with lease as session:
+                response = session.post(
+                    self._token_url,
+                    data=form,
+                    headers={"Accept": "application/json"},
+                    timeout=self._timeout,
+                    allow_redirects=False,
+                    **environment_settings(self._token_url),
+                )
         except requests.RequestException as error:
             # Asking for a token changes nothing that matters: any failure is transient.
             raise error_from_exception(

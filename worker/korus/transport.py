@@ -1,4 +1,4 @@
-"""HTTP transport for the Korus API: one pooled session, timeouts, headers, error mapping.
+"""HTTP transport for the Korus API: pooled sessions, timeouts, headers, error mapping.
 
 Everything that touches the network goes through `Transport.request`, which always passes
 the (connect, read) timeouts, so no call site can forget them. `raise_for_response` and
@@ -12,13 +12,15 @@ own the retry policy.
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
+import functools
 import json
 import math
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -47,44 +49,94 @@ MERGE_PATCH = "application/merge-patch+json"
 BODY_EXCERPT_CHARS = 500
 STATE_CHANGING = frozenset({"POST", "PATCH", "PUT", "DELETE"})
 
-_session_lock = threading.Lock()
-_session: requests.Session | None = None
-_session_pid: int | None = None
+# Idle sessions of this process. A requests.Session is not documented as thread-safe
+# (its cookie jar and adapters are shared state), so no two threads or greenlets ever use
+# one at the same time: each request leases a session for its own use and gives it back,
+# which keeps its pooled connections for the next request. At most one session per
+# concurrent caller exists (the pool's concurrency), whatever the pool: prefork (one
+# caller per process), threads (one per thread), gevent (one per running greenlet, even
+# though Celery spawns a new greenlet per task).
+IDLE_SESSIONS_KEPT = 128
+_sessions_lock = threading.Lock()
+_idle_sessions: list[requests.Session] = []
+_sessions_pid: int | None = None
 
 
 def new_session() -> requests.Session:
     """A session with a pooled adapter and no urllib3 retries (retries belong to tasks)."""
     session = requests.Session()
-    # 4 hosts at most (API, token endpoint, document storage, sandbox); 32 connections per
-    # host covers a worker process running up to 32 threads against one host.
-    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=32, max_retries=0)
+    # The environment (proxies, CA bundle) is read once per origin (environment_settings)
+    # and passed with each request: requests would re-read it, and ~/.netrc, on every call.
+    session.trust_env = False
+    # One caller at a time (see leased_session): 4 hosts at most (API, token endpoint,
+    # document storage, sandbox), a couple of kept-alive connections to each.
+    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=2, max_retries=0)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
 
 
-def shared_session() -> requests.Session:
-    """The process's one session; re-created in a forked child (sockets are not shared)."""
-    global _session, _session_pid
+@functools.lru_cache(maxsize=16)
+def _environment_for(origin: str) -> tuple[tuple[tuple[str, str], ...], str | bool]:
+    probe = requests.Session()  # trust_env: reads HTTPS_PROXY, NO_PROXY, REQUESTS_CA_BUNDLE
+    try:
+        found = probe.merge_environment_settings(origin + "/", {}, None, None, None)
+    finally:
+        probe.close()
+    verify = found["verify"]
+    return tuple(sorted(found["proxies"].items())), True if verify is None else verify
+
+
+def environment_settings(url: str) -> dict[str, Any]:
+    """The proxies and TLS verification requests would take from the environment for
+    `url` (NO_PROXY included), looked up once per origin: pass them to each request."""
+    parts = urlsplit(url)
+    proxies, verify = _environment_for(f"{parts.scheme}://{parts.netloc}")
+    return {"proxies": dict(proxies), "verify": verify}
+
+
+@contextlib.contextmanager
+def leased_session() -> Iterator[requests.Session]:
+    """A session that this thread or greenlet alone uses until the block ends.
+
+    Reuses an idle session of this process (its connections stay alive), else makes one.
+    A forked child never reuses its parent's sessions (their sockets are the parent's).
+    """
+    global _sessions_pid
     pid = os.getpid()
-    if _session is not None and _session_pid == pid:
-        return _session
-    with _session_lock:
-        if _session is None or _session_pid != pid:
-            # The parent's pooled sockets must not be used (or closed) by the child.
-            _session = new_session()
-            _session_pid = pid
-        return _session
+    with _sessions_lock:
+        if _sessions_pid != pid:
+            _idle_sessions.clear()  # the parent's, inherited by fork: never used here
+            _sessions_pid = pid
+        session = _idle_sessions.pop() if _idle_sessions else None
+    if session is None:
+        session = new_session()
+    try:
+        yield session
+    finally:
+        with _sessions_lock:
+            keep = _sessions_pid == os.getpid() and len(_idle_sessions) < IDLE_SESSIONS_KEPT
+            if keep:
+                _idle_sessions.append(session)
+        if not keep:
+            session.close()
 
 
-def _forget_session_in_child() -> None:
+def idle_sessions() -> int:
+    """How many sessions this process keeps for reuse (tests, diagnostics)."""
+    with _sessions_lock:
+        return len(_idle_sessions) if _sessions_pid == os.getpid() else 0
+
+
+def _forget_sessions_in_child() -> None:
     # A lock held by another thread at fork time stays held forever in the child.
-    global _session_lock, _session, _session_pid
-    _session_lock = threading.Lock()
-    _session, _session_pid = None, None
+    global _sessions_lock, _idle_sessions, _sessions_pid
+    _sessions_lock = threading.Lock()
+    _idle_sessions = []
+    _sessions_pid = None
 
 
-os.register_at_fork(after_in_child=_forget_session_in_child)
+os.register_at_fork(after_in_child=_forget_sessions_in_child)
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
@@ -240,9 +292,10 @@ class Transport:
         self._session = session
         self.observer = observer
 
-    @property
-    def session(self) -> requests.Session:
-        return self._session if self._session is not None else shared_session()
+    def _lease(self) -> contextlib.AbstractContextManager[requests.Session]:
+        if self._session is not None:
+            return contextlib.nullcontext(self._session)
+        return leased_session()
 
     def url(self, path: str) -> str:
         """`base_url` + path. An absolute link (a `view.next`) keeps only its path and
@@ -299,16 +352,21 @@ class Transport:
         state_changing = method in STATE_CHANGING
         started = time.perf_counter()
         try:
-            response = self.session.request(
-                method,
-                self.url(path),
-                params=params,
-                data=data,
-                headers=headers,
-                timeout=self.timeout,
-                # A redirected POST silently turns into a GET: never follow one.
-                allow_redirects=not state_changing,
-            )
+            # The body is read before the session goes back (requests reads it unless
+            # stream=True), so the response outlives the lease safely.
+            url = self.url(path)
+            with self._lease() as session:
+                response = session.request(
+                    method,
+                    url,
+                    params=params,
+                    data=data,
+                    headers=headers,
+                    timeout=self.timeout,
+                    # A redirected POST silently turns into a GET: never follow one.
+                    allow_redirects=not state_changing,
+                    **environment_settings(url),
+                )
         except requests.RequestException as error:
             mapped = error_from_exception(error, method, path, state_changing=state_changing)
             self._observe(method, path, type(mapped).__name__, started)

@@ -11,9 +11,13 @@
   and Sentry scope with its booking id (the first argument of every booking task).
 - `scrub`: what both apply to every value before it leaves the process.
 
-The scrubber drops values under sensitive keys (names, emails, phones, customer and
-beneficiary data, tokens, secrets, Authorization, passwords, DSNs), and masks
-email-looking, phone-looking and bearer/JWT-looking text and `key=value` pairs of those
-keys inside strings (reprs, JSON, validation errors). It cannot recognise a bare name in
-free text: code must not put customer names in messages (alerts carry ids only).
+Frame local variables are not sent at all (`include_local_variables=False`): a task's
+locals hold whole booking records. The scrubber drops values under sensitive keys (names,
+emails, phones, every customer, beneficiary and ticket-form field: nationality, date and
+place of birth, formData, tokens, secrets, Authorization, passwords, DSNs), masks whole
+customer, beneficiary and formData structures inside strings (`customer={...}`,
+`Beneficiary(...)`, `'formData': {...}` in reprs, JSON and validation errors), and masks
+email-looking, phone-looking and bearer/JWT-looking text and `key=value` pairs of the
+sensitive keys. It cannot recognise a bare name in free text: code must not put customer
+names in messages (alerts carry ids only).
 """

@@ -1,9 +1,11 @@
 """The scrubber: personal data and credentials masked in values and free text.
 
-It drops values under sensitive keys (names, emails, phones, customer and beneficiary
-data, tokens, secrets, Authorization, passwords, DSNs), and masks email-looking,
-phone-looking and bearer/JWT-looking text and `key=value` pairs of those keys inside
-strings (reprs, JSON, validation errors). It cannot recognise a bare name in free text:
+It drops values under sensitive keys (names, emails, phones, every customer, beneficiary
+and ticket-form field: nationality, date and place of birth, formData, tokens, secrets,
+Authorization, passwords, DSNs), masks whole customer, beneficiary and formData structures
+inside strings (`customer={...}`, `Beneficiary(...)`, `'formData': {...}` in reprs, JSON
+and validation errors), and masks email-looking, phone-looking and bearer/JWT-looking text
+and `key=value` pairs of the sensitive keys. It cannot recognise a bare name in free text:
 code must not put customer names in messages (alerts carry ids only).
 """
 
@@ -19,6 +21,7 @@ FILTERED = "[Filtered]"
 _SENSITIVE_KEY_PARTS = (
     "firstname", "lastname", "fullname", "surname", "givenname", "username",
     "email", "phone", "mobile", "customer", "beneficiar", "dateofbirth", "birthdate",
+    "birthplace", "placeofbirth", "nationality", "formdata",
     "token", "secret", "authorization", "password", "passwd", "dsn", "cookie", "apikey",
     "signature", "credential",
 )
@@ -26,6 +29,7 @@ _SENSITIVE_KEY_PARTS = (
 _KEY_FRAGMENT = (
     r"first[_-]?name|last[_-]?name|full[_-]?name|sur[_-]?name|given[_-]?name|user[_-]?name"
     r"|e[_-]?mail|phone|mobile|customer|beneficiar\w*|date[_-]?of[_-]?birth|birth[_-]?date"
+    r"|place[_-]?of[_-]?birth|birth[_-]?place|nationality|form[_-]?data"
     r"|token|secret|authorization|password|passwd|dsn|cookie|api[_-]?key|signature|credential"
 )
 # `key=value` / `"key": "value"` inside a string. A value opening a bracket is left alone:
@@ -35,7 +39,7 @@ _PAIR = re.compile(
     rf"""(?ix)
     (?P<key>(?P<q>["']?)[\w-]*(?:{_KEY_FRAGMENT})[\w-]*(?P=q))
     (?P<sep>\s*[:=]\s*)
-    (?P<value>"[^"]*"|'[^']*'|(?![\[{{(])[^\s,;&)}}\]]+)
+    (?P<value>"[^"]*"|'[^']*'|(?![\[{{(]|\w+\()[^\s,;&)}}\]]+)
     """
 )
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
@@ -59,9 +63,54 @@ def is_sensitive_key(key: object) -> bool:
     return any(part in flat for part in _SENSITIVE_KEY_PARTS)
 
 
+# Where a whole customer / beneficiary / form structure starts inside a string: a key
+# (`customer=`, `'beneficiaries': `, `"formData":`) or a model repr (`Customer(`).
+_STRUCTURE = re.compile(
+    r"""(?ix)
+    (?:(?P<q>["']?)(?:customer|customer[_-]?in|beneficiar\w*|form[_-]?data|form[_-]?fields?)
+       (?P=q)\s*[:=]\s*(?P<open>[\[{(]|\w+\())
+    | (?P<model>\b(?:Customer|CustomerIn|Beneficiary|FormData|FormField)\()
+    """
+)
+_CLOSING = {"(": ")", "[": "]", "{": "}"}
+
+
+def _mask_structures(text: str) -> str:
+    """Replace the inside of every customer/beneficiary/form structure by FILTERED (bracket
+    matching is naive about brackets inside quotes: at worst it masks more)."""
+    out: list[str] = []
+    position = 0
+    while True:
+        match = _STRUCTURE.search(text, position)
+        if match is None:
+            break
+        start = match.end()
+        opener = text[start - 1]
+        depth, end = 1, start
+        stack = [_CLOSING[opener]]
+        while end < len(text) and stack:
+            char = text[end]
+            if char in _CLOSING:
+                stack.append(_CLOSING[char])
+            elif char == stack[-1]:
+                stack.pop()
+            end += 1
+        depth = len(stack)
+        out.append(text[position:start])
+        out.append(FILTERED)
+        if depth == 0:
+            out.append(text[end - 1])
+            position = end
+        else:
+            position = len(text)  # unbalanced (cut text): mask to the end
+    out.append(text[position:])
+    return "".join(out)
+
+
 def scrub_text(text: str) -> str:
     """Mask personal data and credentials inside free text."""
     # Credentials first: `Authorization: Bearer <token>` must lose the token, not the word.
+    text = _mask_structures(text)
     text = _JWT.sub(FILTERED, text)
     text = _BEARER.sub(lambda m: f"{m.group(1)} {FILTERED}", text)
     text = _PAIR.sub(lambda m: f"{m.group('key')}{m.group('sep')}{FILTERED}", text)

@@ -2,7 +2,9 @@
 
 Worker: `celeryd_init`, beat: `beat_init`, web: the app factory. CeleryIntegration with
 beat check-ins (Sentry Crons), `send_default_pii=False`, no request bodies, and `scrub`
-on every event, transaction and breadcrumb. Nothing happens when SENTRY_DSN is unset.
+on every event, transaction and breadcrumb; frame local variables are not sent at all
+(`include_local_variables=False`: a task's locals hold whole booking records). Nothing
+happens when SENTRY_DSN is unset.
 """
 
 from __future__ import annotations
@@ -60,6 +62,8 @@ def init_sentry(settings: Settings, role: str) -> bool:
         environment=settings.sentry_environment,
         release=_release(),
         send_default_pii=False,
+        # A task's locals hold whole booking records (customer, beneficiaries, forms).
+        include_local_variables=False,
         max_request_body_size="never",
         traces_sample_rate=settings.sentry_traces_sample_rate,
         before_send=before_send,
