@@ -4,9 +4,11 @@
 once reserved, a payment once paid, an order attempt while ordering. Any `Booking` field
 can be given to override what the state implies.
 
-`RecordingEnqueuer` is the `Enqueuer` of worker.booking.effects keeping calls instead of
-sending messages. It subclasses the protocol and mypy checks it (pyproject `files`): a
-method renamed in the protocol leaves it abstract, so the suite no longer type-checks.
+The fakes subclass the protocols they stand for, and mypy checks them (pyproject
+`files`): a method renamed in a protocol leaves its fake abstract, so `make lint` fails.
+- `RecordingEnqueuer`: the `Enqueuer` of worker.booking.effects keeping calls instead of
+  sending messages;
+- `RotatingTokens`: a Korus `TokenProvider` handing out t1, t2, ... one per invalidation.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from worker.booking.record import (
     utcnow,
 )
 from worker.booking.states import PAID_STATES, State
+from worker.korus.auth import TokenProvider
 
 OFFER = "/v1/ticketing/catalogs/c/offers/o"
 HOLD_TOTAL = Decimal("40.00")
@@ -152,5 +155,21 @@ class RecordingEnqueuer(Enqueuer):
             return self.calls.pop(index % len(self.calls))
 
 
-# Checked by mypy: the fake is an Enqueuer wherever one is expected.
-_CHECKED: Enqueuer = RecordingEnqueuer()
+class RotatingTokens(TokenProvider):
+    """Hands out t1, t2, ... ; a new one only after the current one is invalidated."""
+
+    def __init__(self) -> None:
+        self.number = 1
+        self.invalidated: list[str] = []
+
+    def token(self) -> str:
+        return f"t{self.number}"
+
+    def invalidate(self, token: str) -> None:
+        self.invalidated.append(token)
+        if token == f"t{self.number}":
+            self.number += 1
+
+
+# Checked by mypy: each fake is accepted wherever its protocol is expected.
+_CHECKED: tuple[Enqueuer, TokenProvider] = (RecordingEnqueuer(), RotatingTokens())
