@@ -45,6 +45,8 @@ class HttpRecorder:
     requests: list[Request] = field(default_factory=list)
     port: int = 0
     status_for: Callable[[int], int] = lambda n: 200
+    # seconds to wait before answering the n-th request (0-based); default none
+    delay_for: Callable[[int], float] = lambda n: 0.0
     # extra response headers (e.g. Location for a redirect)
     answer_headers: dict[str, str] = field(default_factory=dict)
     host: str = "127.0.0.1"
@@ -64,6 +66,9 @@ class HttpRecorder:
                     recorder.requests.append(
                         Request(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
                     )
+                delay = recorder.delay_for(n)
+                if delay:
+                    time.sleep(delay)
                 self.send_response(recorder.status_for(n))
                 for name, value in recorder.answer_headers.items():
                     self.send_header(name, value)
