@@ -6,12 +6,14 @@ from typing import Any
 
 from celery import Task
 
-from tasks.policy import run_step
+from tasks.policy import MESSAGE_RETRY_CEILING, run_step
 from worker.app import app
 from worker.booking.documents import fetch_documents as documents_step
 
 
-@app.task(name="booking.fetch_documents", bind=True, acks_late=True)
+@app.task(
+    name="booking.fetch_documents", bind=True, acks_late=True, max_retries=MESSAGE_RETRY_CEILING
+)
 def fetch_documents(self: Task, booking_id: str, refresh: bool = False) -> Any:
     """Fetch or refresh document URLs; idempotent, waits without holding a worker."""
     return run_step(self, documents_step, booking_id, refresh=refresh)

@@ -6,19 +6,21 @@ from typing import Any
 
 from celery import Task
 
-from tasks.policy import run_step
+from tasks.policy import MESSAGE_RETRY_CEILING, run_step
 from worker.app import app
 from worker.booking.ordering import create_order as create_order_step
 from worker.booking.payment import payment_succeeded as payment_step
 
 
-@app.task(name="booking.payment_succeeded", bind=True, acks_late=True)
+@app.task(
+    name="booking.payment_succeeded", bind=True, acks_late=True, max_retries=MESSAGE_RETRY_CEILING
+)
 def payment_succeeded(self: Task, booking_id: str, event_id: str) -> Any:
     """Apply a recorded payment event; deduped by payment id (worker.booking.payment)."""
     return run_step(self, payment_step, booking_id, event_id)
 
 
-@app.task(name="booking.create_order", bind=True, acks_late=True)
+@app.task(name="booking.create_order", bind=True, acks_late=True, max_retries=MESSAGE_RETRY_CEILING)
 def create_order(self: Task, booking_id: str) -> Any:
     """Order the reservations exactly once (worker.booking.ordering)."""
     return run_step(self, create_order_step, booking_id)

@@ -6,12 +6,12 @@ from typing import Any
 
 from celery import Task
 
-from tasks.policy import run_step
+from tasks.policy import MESSAGE_RETRY_CEILING, run_step
 from worker.app import app
 from worker.booking.reserve import reserve as reserve_step
 
 
-@app.task(name="booking.reserve", bind=True, acks_late=True)
+@app.task(name="booking.reserve", bind=True, acks_late=True, max_retries=MESSAGE_RETRY_CEILING)
 def reserve(self: Task, booking_id: str) -> Any:
     """Reserve the booking's items; idempotent (see worker.booking.reserve)."""
     return run_step(self, reserve_step, booking_id)

@@ -13,7 +13,8 @@ from worker.runtime import step_context
 log = logging.getLogger("booking.sweep")
 
 
-@app.task(name="booking.sweep", bind=True, acks_late=True, ignore_result=True)
+# Never retried (max_retries=0): the next beat tick is the retry.
+@app.task(name="booking.sweep", bind=True, acks_late=True, ignore_result=True, max_retries=0)
 def sweep(self: Task) -> dict[str, int]:
     """One bounded pass; overlapping runs are safe (claims are atomic). Never retried:
     the next beat tick is the retry."""

@@ -4,8 +4,10 @@ Why these values:
 - acks_late + reject_on_worker_lost: a message is acknowledged only after its task ran;
   a killed worker's message is delivered again and the idempotent task finishes the job.
 - prefetch 1: a worker holds no queue of Korus-calling messages it cannot start.
-- visibility_timeout above the longest countdown (retry cap, document waits), so the
-  Redis transport never redelivers a scheduled message before it is due.
+- visibility_timeout above the longest countdown (COUNTDOWN_MAX_SECONDS; longer waits
+  live in Redis deadlines), so the Redis transport never redelivers a scheduled message
+  before it is due. It is short (5 min) and not how a killed worker is recovered from:
+  claims with leases and the sweeper do that within a minute.
 - JSON only: task arguments are ids, never pickled objects.
 - Exactly one active beat: RedBeat keeps the schedule in Redis behind a lock that the
   active beat renews every loop; a standby beat blocks on the lock and takes over when it
@@ -39,7 +41,7 @@ enable_utc = True
 task_acks_late = True
 task_reject_on_worker_lost = True
 # A task that failed or timed out is acknowledged (Celery's default, kept): its failure
-# is in Sentry and the sweeper's stuck check drives the booking again.
+# is counted in the booking record (tasks/policy.py) and the sweeper drives it again.
 worker_prefetch_multiplier = 1
 worker_send_task_events = True
 task_send_sent_event = True
@@ -76,6 +78,8 @@ task_routes = {
         ("booking.sweep", "maintenance"),
     )
 }
+# The sweep drives recovery: it goes to the head of its queue's priority lists.
+task_routes["booking.sweep"]["priority"] = URGENT_PRIORITY
 broker_transport_options = {
     "visibility_timeout": _settings.visibility_timeout_seconds,
     # How often a worker looks for messages of dead workers past the visibility timeout.
@@ -83,7 +87,12 @@ broker_transport_options = {
     "unacked_restore_throttle": 1,
     "priority_steps": [0, 3, 6, 9],
     "sep": ":",
-    "queue_order_strategy": "priority",
+    # Fair turns between a worker's queues (kombu rotates the queue it just served), so a
+    # backlog of reservations never starves documents, callbacks or the sweep. Within a
+    # turn, BRPOP still takes the priority-0 lists of every queue first (urgent orders).
+    # The "priority" strategy polled the queues in a fixed order: under load the sweep,
+    # whose messages expire after one interval, never ran and recovery stalled.
+    "queue_order_strategy": "round_robin",
 }
 if is_amqp(broker_url):
     # RabbitMQ: `send_task` returns only once the broker confirmed the message, so a

@@ -6,6 +6,7 @@ Built lazily on first use from the settings, so importing any module opens nothi
 from __future__ import annotations
 
 import functools
+import time
 from datetime import timedelta
 
 import redis
@@ -13,10 +14,12 @@ import redis
 from worker.app import app
 from worker.booking.context import StepContext
 from worker.booking.deadlines import DeadlinePolicy
+from worker.booking.effects import Enqueuer, ExpectingCallbacks
 from worker.booking.service import BookingService
 from worker.booking.store import BookingStore
 from worker.enqueue import CeleryEnqueuer
 from worker.korus.client import KorusClient
+from worker.liveness import ensure_heartbeat
 from worker.redis_connect import connect
 from worker.settings import Settings, load_settings
 
@@ -25,7 +28,26 @@ def deadline_policy(settings: Settings) -> DeadlinePolicy:
     return DeadlinePolicy(
         cancel_margin=timedelta(seconds=settings.cancel_margin_seconds),
         stuck_after=timedelta(seconds=settings.stuck_after_seconds),
+        redrive_after=timedelta(seconds=settings.redrive_after_seconds),
+        beneficiary_wait=timedelta(seconds=settings.beneficiary_wait_seconds),
     )
+
+
+def enqueuer() -> Enqueuer:
+    """Celery messages; each merchant callback is first recorded as expected in Redis."""
+    settings = load_settings()
+    booking_store = store()
+
+    def expect(booking_id: str, event_type: str) -> None:
+        due = time.time() + settings.redrive_after_seconds
+        booking_store.callback_expected(booking_id, event_type, due)
+
+    return ExpectingCallbacks(CeleryEnqueuer(app), expect)
+
+
+def owner() -> str:
+    """This worker process as claims name it; starts its liveness heartbeat once."""
+    return ensure_heartbeat(store().heartbeat, load_settings().worker_heartbeat_seconds)
 
 
 @functools.cache
@@ -56,9 +78,10 @@ def service() -> BookingService:
     settings = load_settings()
     return BookingService(
         store(),
-        CeleryEnqueuer(app),
+        enqueuer(),
         event_ttl_seconds=settings.webhook_dedupe_ttl_seconds,
         policy=settings.reservation_policy,
+        redrive_after_seconds=settings.redrive_after_seconds,
     )
 
 
@@ -73,6 +96,7 @@ def step_context() -> StepContext:
         settings=load_settings(),
         redis=redis_client(),
         store=store(),
-        enqueue=CeleryEnqueuer(app),
+        enqueue=enqueuer(),
         korus_factory=korus_client,
+        owner=owner,
     )

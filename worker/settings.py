@@ -124,6 +124,11 @@ class Settings(BaseSettings):
     metrics_host: str = "127.0.0.1"
     metrics_token: SecretStr | None = None
 
+    # Callback retries wait base * 4^n, capped: with the defaults the 8 attempts span
+    # 60+240+960+3840+15360+43200+43200 s (about 30 h) before the callback_failed alert.
+    callback_backoff_base_seconds: float = Field(default=60.0, gt=0)
+    callback_backoff_cap_seconds: float = Field(default=12 * 3600.0, gt=0)
+
     sentry_dsn: SecretStr | None = None
     sentry_environment: str = "development"
     # Share of transactions traced (performance); errors and cron check-ins are always sent.
@@ -146,11 +151,29 @@ class Settings(BaseSettings):
     cancel_margin_seconds: int = Field(default=60, ge=0)
     stuck_after_seconds: int = Field(default=300, ge=1)
     retention_seconds: int = Field(default=30 * 24 * 3600, ge=60)
+    # Retries of a step after transient errors (Korus 5xx/429/timeouts, Redis errors, a
+    # lost compare-and-set race), counted in the booking record, then retries_exhausted.
     task_max_retries: int = Field(default=12, ge=0)
+    # Retries of a step after an unexpected exception (a bug, a malformed answer), then
+    # the booking is parked with a step_failed alert.
+    task_max_unexpected_retries: int = Field(default=3, ge=0)
     retry_backoff_cap_seconds: int = Field(default=300, ge=1)
-    # Above the longest countdown a task ever uses (retry_backoff_cap_seconds and
-    # document waits), so the broker never redelivers a scheduled message early.
-    visibility_timeout_seconds: int = Field(default=3600, ge=1)
+    # Waits up to this long are broker countdowns; longer ones (backoffs, documents not
+    # yet downloadable, callback retries) live in Redis deadlines driven by the sweeper.
+    countdown_max_seconds: float = Field(default=5.0, ge=0)
+    # A driven booking whose step holds no live claim is driven again after this long
+    # (a lost message, a killed worker); a live claim is re-checked as often.
+    redrive_after_seconds: int = Field(default=25, ge=1)
+    # A worker process proves it is alive by renewing a Redis key this often x3; a claim
+    # whose owner's key lapsed is taken over without waiting for the claim's lease.
+    worker_heartbeat_seconds: int = Field(default=10, ge=2)
+    # awaiting_beneficiary: the merchant has this long to send beneficiary data, then
+    # the booking ends in refund_required (alerted).
+    beneficiary_wait_seconds: int = Field(default=3 * 24 * 3600, ge=60)
+    # Above the longest countdown a task ever uses (countdown_max_seconds), so the broker
+    # never redelivers a scheduled message early. Not how the fleet recovers from a
+    # killed worker (claims and the sweeper are): a message it held comes back this late.
+    visibility_timeout_seconds: int = Field(default=300, ge=1)
     # RedBeat lock time to live: the active beat renews it every loop; a standby beat takes
     # over at most this long (plus one loop) after the active one died.
     beat_lock_timeout_seconds: int = Field(default=30, ge=2)

@@ -48,6 +48,7 @@ class Provider:
     sign: Callable[..., dict[str, str]]
     succeeded: Callable[[str | None, str], bytes]
     failed: Callable[[str, str], bytes]
+    canceled: Callable[[str, str], bytes]
     unknown_type: Callable[[str], bytes]
 
     def deliver(
@@ -86,6 +87,9 @@ STRIPE = Provider(
         payment_intent(booking_id, status="requires_payment_method"),
         event_id,
     ),
+    canceled=lambda booking_id, event_id: stripe_body(
+        "payment_intent.canceled", payment_intent(booking_id, status="canceled"), event_id
+    ),
     unknown_type=lambda event_id: stripe_body("customer.created", {"id": "cus_1"}, event_id),
 )
 PAYMENTS = Provider(
@@ -103,6 +107,9 @@ PAYMENTS = Provider(
     ),
     failed=lambda booking_id, event_id: payments_body(
         "payment.failed", booking_id=booking_id, payment_id=f"pay_{event_id}"
+    ),
+    canceled=lambda booking_id, event_id: payments_body(
+        "payment.canceled", booking_id=booking_id, payment_id=f"pay_{event_id}"
     ),
     unknown_type=lambda event_id: payments_body("refund.created", refund_id="r1"),
 )
@@ -257,12 +264,30 @@ def test_standard_webhooks_signature_covers_the_message_id(web: WebServer, db: r
 
 
 @PROVIDERS
-def test_payment_failure_cancels_the_held_booking(
+def test_a_failed_payment_attempt_is_a_timeline_note_and_nothing_else(
+    web: WebServer, db: redis.Redis, provider: Provider
+) -> None:
+    """A declined card: the customer may still pay the same payment (issue 9)."""
+    booking = held_booking(db)
+    event_id = new_event_id(provider)
+    body = provider.failed(booking.id, event_id)
+
+    response = provider.deliver(web, body, provider.sign(body, event_id))
+
+    assert response.status_code == 200 and response.json()["outcome"] == "noted"
+    stored = store_for(db).load(booking.id)
+    assert stored is not None and stored.state == State.AWAITING_PAYMENT
+    assert "payment attempt failed" in store_for(db).timeline(booking.id)[-1]["reason"]
+    assert tasks_for(db, booking.id, "booking.notify") == []
+
+
+@PROVIDERS
+def test_a_cancelled_payment_cancels_the_held_booking(
     web: WebServer, db: redis.Redis, provider: Provider
 ) -> None:
     booking = held_booking(db)
     event_id = new_event_id(provider)
-    body = provider.failed(booking.id, event_id)
+    body = provider.canceled(booking.id, event_id)
 
     response = provider.deliver(web, body, provider.sign(body, event_id))
 
@@ -273,6 +298,26 @@ def test_payment_failure_cancels_the_held_booking(
     assert [m.args for m in tasks_for(db, booking.id, "booking.notify")] == [
         [booking.id, "booking.cancelled"]
     ]
+
+
+@PROVIDERS
+def test_a_cancel_after_a_received_success_is_only_a_note(
+    web: WebServer, db: redis.Redis, provider: Provider
+) -> None:
+    """The success is queued, not applied yet: the late cancel must not close the booking."""
+    booking = held_booking(db)
+    paid_id = new_event_id(provider)
+    paid = provider.succeeded(booking.id, paid_id)
+    assert provider.deliver(web, paid, provider.sign(paid, paid_id)).json()["outcome"] == "enqueued"
+    event_id = new_event_id(provider)
+    body = provider.canceled(booking.id, event_id)
+
+    response = provider.deliver(web, body, provider.sign(body, event_id))
+
+    assert response.status_code == 200 and response.json()["outcome"] == "ignored"
+    stored = store_for(db).load(booking.id)
+    assert stored is not None and stored.state == State.AWAITING_PAYMENT
+    assert "ignored: a payment succeeded" in store_for(db).timeline(booking.id)[-1]["reason"]
 
 
 @PROVIDERS

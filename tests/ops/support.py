@@ -63,6 +63,8 @@ def make_context(client: redis.Redis, settings: Settings, enqueue: Enqueuer,
     policy = DeadlinePolicy(
         cancel_margin=timedelta(seconds=settings.cancel_margin_seconds),
         stuck_after=timedelta(seconds=settings.stuck_after_seconds),
+        redrive_after=timedelta(seconds=settings.redrive_after_seconds),
+        beneficiary_wait=timedelta(seconds=settings.beneficiary_wait_seconds),
     )
     store = BookingStore(client, retention_seconds=3600, deadline_policy=policy)
 

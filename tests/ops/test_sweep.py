@@ -111,10 +111,11 @@ def test_paid_not_ordered_near_expiry_alerts_once_and_hurries_the_order(
     assert "hold_expiring" in booking.alerts
     assert "hold nearly lapsed: order hurried" in reasons(ctx, paid.id)
 
-    # Once: the next deadline is the stuck check, not the hold again.
+    # Alerted once: later sweeps only drive the order again (no order claim is live).
     ctx.clock = lambda: now + timedelta(seconds=CLAIM_LEASE_SECONDS + 1)
-    assert sweep(ctx) == Counter()
-    assert len(enqueue.calls) == 1 and len(alerts(caplog, "hold_expiring")) == 1
+    assert sweep(ctx) == Counter({"redriven": 1})
+    assert enqueue.calls[1:] == [("create_order", paid.id, {"urgent": True})]
+    assert len(alerts(caplog, "hold_expiring")) == 1
 
 
 def test_urgent_create_order_goes_to_the_head_of_the_payments_queue(
@@ -152,19 +153,24 @@ def test_stuck_booking_alerts_and_is_driven_again(
     ctx: StepContext, enqueue: RecordingEnqueuer, now: datetime,
     caplog: pytest.LogCaptureFixture, state: State, driver: tuple[str, dict[str, bool]],
 ) -> None:
-    # Holds far from expiry: only "no progress for stuck_after (300 s)" is due.
+    # Holds far from expiry, no live claim: "no progress for redrive_after (25 s)" drives
+    # the booking again; "no progress for stuck_after (300 s)" also alerts.
     stuck = put(ctx, make_booking(state, now=now, expires_in=3600, updated_ago=301))
-    fresh = put(ctx, make_booking(state, now=now, expires_in=3600, updated_ago=200))
+    quiet = put(ctx, make_booking(state, now=now, expires_in=3600, updated_ago=200))
+    fresh = put(ctx, make_booking(state, now=now, expires_in=3600, updated_ago=10))
     caplog.set_level(logging.ERROR, logger="booking.alerts")
 
-    assert sweep(ctx) == Counter({"stuck": 1})
+    assert sweep(ctx) == Counter({"stuck": 1, "redriven": 1})
 
-    assert enqueue.calls == [(driver[0], stuck.id, driver[1])]
+    assert sorted(enqueue.calls) == sorted(
+        [(driver[0], stuck.id, driver[1]), (driver[0], quiet.id, driver[1])]
+    )
     assert [r.booking_id for r in alerts(caplog, "stuck")] == [stuck.id]  # type: ignore[attr-defined]
     assert any(r.startswith(f"no progress in {state}") for r in reasons(ctx, stuck.id))
-    # The note moved updated_at: the next stuck check is stuck_after from now.
-    assert score(ctx, stuck.id) == pytest.approx(now.timestamp() + 300, abs=5)
-    assert score(ctx, fresh.id) == pytest.approx(now.timestamp() + 100, abs=1)
+    # The note moved updated_at: the next look is redrive_after from now.
+    assert score(ctx, stuck.id) == pytest.approx(now.timestamp() + 25, abs=5)
+    assert score(ctx, quiet.id) == pytest.approx(now.timestamp() + 25, abs=1)
+    assert score(ctx, fresh.id) == pytest.approx(now.timestamp() + 15, abs=1)
 
 
 def test_awaiting_beneficiary_alerts_once_and_enqueues_nothing(
@@ -195,8 +201,9 @@ def test_documents_are_fetched_when_downloadable_at_comes(
 
     assert sweep(ctx) == Counter({"documents": 1})
     assert enqueue.calls == [("fetch_documents", ready.id, {})]
-    # The enqueued task re-scores the booking when it runs; until then it keeps the lease.
-    assert score(ctx, ready.id) == pytest.approx(now.timestamp() + CLAIM_LEASE_SECONDS)
+    # The enqueued task re-scores the booking when it runs; until then the sweeper looks
+    # again a redrive period later.
+    assert score(ctx, ready.id) == pytest.approx(now.timestamp() + 25)
     assert score(ctx, later.id) == pytest.approx(now.timestamp() + 120)
     assert sweep(ctx) == Counter()  # claimed: not enqueued again within the lease
 

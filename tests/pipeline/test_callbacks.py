@@ -21,7 +21,8 @@ SECRET = "whsec_" + base64.b64encode(b"merchant-callback-secret-for-tests").deco
 
 @pytest.fixture(scope="module")
 def worker_settings() -> dict[str, str]:
-    return {**WORKER_SETTINGS, "CALLBACK_SECRET": SECRET}
+    # Retries within a broker countdown (no beat runs here to send them from Redis).
+    return {**WORKER_SETTINGS, "CALLBACK_SECRET": SECRET, "CALLBACK_BACKOFF_BASE_SECONDS": "1"}
 
 
 @pytest.fixture

@@ -36,6 +36,9 @@ class StepContext:
     korus_factory: Callable[[], KorusClient]
     clock: Callable[[], datetime] = field(default=utcnow)
     _korus: KorusClient | None = None
+    # Who holds the claims this context takes (host:pid with a liveness key), or None
+    # (tests and tools calling steps inline: only the claim's lease counts).
+    owner: Callable[[], str | None] = field(default=lambda: None)
 
     @property
     def korus(self) -> KorusClient:
@@ -45,3 +48,7 @@ class StepContext:
 
     def now(self) -> datetime:
         return self.clock()
+
+    def owner_alive(self, owner: str | None) -> bool:
+        """Whether a claim's owner still runs (an owner-less claim relies on its lease)."""
+        return owner is None or owner in self.store.alive([owner])

@@ -3,8 +3,10 @@
 Steps, each safe to repeat: send beneficiary data for tickets that ask for it (a
 merge-patch of the same data is harmless), list each order's documents, ask a temporary
 URL for those downloadable now, and record them. Documents not yet downloadable park the
-booking in `documents_pending`; a countdown (capped below the broker's visibility
-timeout) or the sweeper brings the task back at `downloadableAt`: no worker waits.
+booking in `documents_pending`; a short countdown (up to `countdown_max_seconds`) or, for
+longer waits, the sweeper at the deadline `downloadableAt` brings the task back: no
+worker waits and no long countdown sits in the broker. The step runs under a numbered
+claim with a lease (worker.booking.claims): a second message finds it live and stops.
 
 What the documents are: the document IRIs of the order answer are the expected set. The
 listing may lag behind them, so an expected document missing from the listing is looked
@@ -21,9 +23,11 @@ if it has none either, the booking is parked in `awaiting_beneficiary` with an a
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime, timedelta
 
 from worker.alerts import alert
+from worker.booking import claims
 from worker.booking.context import RetryLater, StepContext
 from worker.booking.effects import after_transition
 from worker.booking.ordering import listing_backoff, placed_from
@@ -37,11 +41,37 @@ from worker.korus.models import DocumentRef
 _RESUMABLE = (State.ORDERED, State.AWAITING_BENEFICIARY, State.DOCUMENTS_PENDING)
 
 
-def _begin(booking: Booking) -> Change | None:
-    if booking.state in _RESUMABLE:
-        booking.state = State.FETCHING_DOCUMENTS
-        return Change(booking, "fetching documents")
-    return None
+STEP = "documents"
+
+
+def _begin(
+    booking: Booking,
+    *,
+    task_id: str | None,
+    owner: str | None,
+    now: datetime,
+    lease: timedelta,
+    seen: int | None,
+    holder_alive: bool,
+) -> Change | None:
+    if booking.state not in (*_RESUMABLE, State.FETCHING_DOCUMENTS):
+        return None
+    claim = claims.take(
+        booking,
+        STEP,
+        task_id=task_id,
+        owner=owner,
+        now=now,
+        lease=lease,
+        seen=seen,
+        holder_alive=holder_alive,
+    )
+    if claim is None:
+        return None
+    if booking.state == State.FETCHING_DOCUMENTS:
+        return Change(booking, f"fetching documents again (claim {claim.number})", note=True)
+    booking.state = State.FETCHING_DOCUMENTS
+    return Change(booking, f"fetching documents (claim {claim.number})")
 
 
 def needs_beneficiary(ticket: OrderedTicket) -> bool:
@@ -116,18 +146,42 @@ class DocumentStep:
         self.task_id = task_id
 
     def run(self, refresh: bool = False) -> None:
-        started = self.ctx.store.update(self.booking_id, _begin, task_id=self.task_id)
+        current = self.ctx.store.load(self.booking_id)
+        if current is None:
+            return
+        held = current.claim if current.claim and current.claim.step == STEP else None
+        owner = self.ctx.owner()
+        started = self.ctx.store.update(
+            self.booking_id,
+            lambda b: _begin(
+                b,
+                task_id=self.task_id,
+                owner=owner,
+                now=self.ctx.now(),
+                lease=timedelta(seconds=self.ctx.settings.order_lease_seconds),
+                seen=held.number if held else None,
+                holder_alive=self.ctx.owner_alive(held.owner) if held else True,
+            ),
+            task_id=self.task_id,
+            current=current,
+        )
         booking = started.booking
         if booking is None:
             return
-        if booking.state != State.FETCHING_DOCUMENTS and not (
-            refresh and booking.state == State.COMPLETED
+        if not (refresh and booking.state == State.COMPLETED) and not (
+            started.changed and booking.state == State.FETCHING_DOCUMENTS
         ):
-            return
-        sent = self.send_beneficiaries(booking)
-        if sent is None:
-            return
-        documents, missing = self.collect(booking)
+            return  # another message holds the live claim, or nothing to fetch
+        number = booking.claim.number if booking.claim is not None else None
+        try:
+            sent = self.send_beneficiaries(booking)
+            if sent is None:
+                return
+            documents, missing = self.collect(booking)
+        except BaseException:
+            if number is not None:
+                self.release(number)  # its retry need not wait for the lease
+            raise
         now = self.ctx.now()
         result = self.ctx.store.update(
             self.booking_id,
@@ -142,6 +196,14 @@ class DocumentStep:
                 self.wait_for_listing(result.booking)
             else:
                 self.schedule(documents)
+
+    def release(self, number: int) -> None:
+        def transition(booking: Booking) -> Change | None:
+            released = claims.release(booking, STEP, number)
+            return None if released is None else Change(released, "document step failed", note=True)
+
+        with contextlib.suppress(Exception):  # the lease lapses by itself
+            self.ctx.store.update(self.booking_id, transition, task_id=self.task_id)
 
     def send_beneficiaries(self, booking: Booking) -> list[str] | None:
         """PATCH beneficiary data where required; None if data is missing (parked)."""
@@ -276,16 +338,14 @@ class DocumentStep:
         raise RetryLater("documents not listed by Korus yet", countdown)
 
     def schedule(self, documents: list[TicketDocument]) -> None:
-        """Come back at the earliest downloadableAt, if that is within the countdown cap."""
+        """Come back at the earliest downloadableAt: a short wait as a broker countdown,
+        a longer one from the deadline index (documents_pending is due at it)."""
         waits = [d.downloadable_at for d in documents if not d.temporary_url and d.downloadable_at]
         due: datetime = min(waits) if waits else self.ctx.now()
         countdown = max(1.0, (due - self.ctx.now()).total_seconds() + 0.5)
-        # A countdown held by a worker past the broker's visibility timeout would be
-        # delivered a second time; further waits are left to the sweeper.
-        cap = self.ctx.settings.visibility_timeout_seconds * 0.8
-        if countdown <= cap:
+        if countdown <= self.ctx.settings.countdown_max_seconds:
             raise RetryLater("documents not downloadable yet", countdown)
-        # Further away than the cap: the sweeper schedules it when downloadableAt comes.
+        # Further away: the sweeper enqueues the task when downloadableAt comes.
 
 
 def document_id(ref: DocumentRef) -> str:

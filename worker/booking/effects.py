@@ -7,11 +7,12 @@ the receiving tasks are idempotent, so nothing is lost and nothing is done twice
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 from worker.alerts import alert
 from worker.booking.record import Booking
-from worker.booking.states import State
+from worker.booking.states import DRIVER, State
 
 # State entered -> merchant callback event type (design.md "Merchant callbacks").
 CALLBACK_ON_ENTRY: dict[State, str] = {
@@ -42,19 +43,56 @@ class Enqueuer(Protocol):
     def notify(self, booking_id: str, event_type: str) -> None: ...
 
 
+class ExpectingCallbacks:
+    """An Enqueuer that first records each callback as expected (`expect`), so that a
+    notify message lost with a killed worker is sent by the sweeper, not forgotten."""
+
+    def __init__(self, inner: Enqueuer, expect: Callable[[str, str], None]) -> None:
+        self.inner = inner
+        self.expect = expect
+
+    def reserve(self, booking_id: str) -> None:
+        self.inner.reserve(booking_id)
+
+    def payment_succeeded(self, booking_id: str, event_id: str) -> None:
+        self.inner.payment_succeeded(booking_id, event_id)
+
+    def create_order(self, booking_id: str, *, urgent: bool = False, countdown: float = 0) -> None:
+        self.inner.create_order(booking_id, urgent=urgent, countdown=countdown)
+
+    def fetch_documents(
+        self, booking_id: str, *, countdown: float = 0, refresh: bool = False
+    ) -> None:
+        self.inner.fetch_documents(booking_id, countdown=countdown, refresh=refresh)
+
+    def notify(self, booking_id: str, event_type: str) -> None:
+        self.expect(booking_id, event_type)
+        self.inner.notify(booking_id, event_type)
+
+
+def send_driver(booking_id: str, state: State, enqueue: Enqueuer, *, urgent: bool = False) -> str:
+    """Enqueue the task of DRIVER[state]; returns its name (KeyError for other states)."""
+    task = DRIVER[state]
+    if task == "booking.reserve":
+        enqueue.reserve(booking_id)
+    elif task == "booking.create_order":
+        enqueue.create_order(booking_id, urgent=urgent)
+    else:
+        enqueue.fetch_documents(booking_id)
+    return task
+
+
 def drive(booking: Booking, enqueue: Enqueuer) -> None:
-    """Enqueue the task that moves a booking out of a state where a task must act.
+    """Enqueue the task that moves a booking out of a state it has just reached.
 
     Sent again by every step that sees these states (a crash between a compare-and-set
     and its enqueue loses nothing): create_order is guarded by its claim and
-    fetch_documents repeats harmlessly. A reservation is not: it is enqueued only on
-    entry into `reserving` (see after_transition), and the sweeper's stuck detection
-    covers a crash there.
+    fetch_documents by its own. A reservation is enqueued on entry into `reserving`
+    only when a rescue entered it (see after_transition); the sweeper drives any driven
+    state whose step holds no live claim.
     """
-    if booking.state == State.PAID:
-        enqueue.create_order(booking.id)
-    elif booking.state == State.ORDERED:
-        enqueue.fetch_documents(booking.id)
+    if booking.state in (State.PAID, State.ORDERED):
+        send_driver(booking.id, booking.state, enqueue)
 
 
 def after_transition(booking: Booking, entered: list[State], enqueue: Enqueuer) -> None:

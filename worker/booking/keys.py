@@ -18,13 +18,27 @@ def callbacks(booking_id: str) -> str:
     return f"{PREFIX}:{{{booking_id}}}:callbacks"
 
 
+def payments(booking_id: str) -> str:
+    """Set: keys of received successful payment events not yet applied to the booking."""
+    return f"{PREFIX}:{{{booking_id}}}:payments"
+
+
 def lock(booking_id: str, name: str) -> str:
     return f"{PREFIX}:{{{booking_id}}}:lock:{name}"
 
 
-# Global indexes. They are hints written ahead of the record (see store.py): readers
-# always re-check the record, so an index entry can be stale but never missing.
+# Global indexes. The deadline index is written ahead of the record (see store.py):
+# readers always re-check the record, so an entry can be stale but never missing. The
+# listing index (by state) is written after it; the sweeper repairs a missed write.
 DEADLINES = f"{PREFIX}:deadlines"
+# Merchant callbacks due (a retry, a lapsed sending lease, a message maybe lost), scored
+# by when; members are "<booking id>|<event type>".
+CALLBACKS_DUE = f"{PREFIX}:callbacks:due"
+
+
+def alive(owner: str) -> str:
+    """A worker process's liveness key (renewed by worker.liveness while it runs)."""
+    return f"{PREFIX}:alive:{owner}"
 
 
 def by_state(state: str) -> str:

@@ -117,7 +117,12 @@ def merge_orders(booking: Booking, placed: list[PlacedOrder]) -> bool:
 
 
 def claim(
-    booking: Booking, task_id: str | None, now: datetime, lease: timedelta, expected: int | None
+    booking: Booking,
+    task_id: str | None,
+    now: datetime,
+    lease: timedelta,
+    expected: int | None,
+    owner: str | None = None,
 ) -> Change | None:
     """Win the right to send one order call (rule 1). `expected`: attempt number seen."""
     attempt = booking.order_attempt
@@ -135,6 +140,7 @@ def claim(
         started_at=now,
         lease_until=now + lease,
         sent=True,
+        owner=owner,
     )
     booking.state = State.ORDERING
     return Change(booking, f"order call {booking.order_attempts} starting")
@@ -267,7 +273,10 @@ class OrderStep:
         now = self.ctx.now()
         attempt = booking.order_attempt
         if booking.state == State.ORDERING and attempt is not None and attempt.sent:
-            if attempt.lease_until > now and attempt.task_id != self.task_id:
+            # Live while its lease runs and its worker's liveness key exists: a killed
+            # worker's call is reconciled at once, not after the whole lease.
+            live = attempt.lease_until > now and self.ctx.owner_alive(attempt.owner)
+            if live and attempt.task_id != self.task_id:
                 wait = (attempt.lease_until - now).total_seconds() + 0.1
                 raise RetryLater("another task's order call may be in flight", wait)
             booking = self.reconcile(booking)  # its update sends the follow-ups
@@ -282,7 +291,10 @@ class OrderStep:
         if booking is None or booking.state not in (State.PAID, State.ORDERING):
             return
         expected = booking.order_attempt.number if booking.order_attempt else None
-        result = self._apply(lambda b: claim(b, self.task_id, self.ctx.now(), self.lease, expected))
+        owner = self.ctx.owner()
+        result = self._apply(
+            lambda b: claim(b, self.task_id, self.ctx.now(), self.lease, expected, owner)
+        )
         claimed = result.booking
         if not result.changed or claimed is None or claimed.order_attempt is None:
             return  # another task won the claim, or the state moved on

@@ -1,21 +1,47 @@
-"""Money arrives: record the payment and move the booking on (booking.payment_succeeded).
+"""Payment events and what they do to a booking (booking.payment_succeeded, webhooks).
 
 Idempotent by business id: a payment (`payment_id`) is applied once, whatever the number
 of events or deliveries that carry it (Stripe sends both `checkout.session.completed`
-and `payment_intent.succeeded` for one payment).
+and `payment_intent.succeeded` for one payment). A received successful event is kept in
+the booking's pending set (`keys.payments`) until it is applied; the sweeper applies
+what is left before it closes anything, so money is never dropped with a lost message.
+
+The rules (event x state -> effect). "note" is a timeline entry and nothing else; a
+"success" is a payment recorded on the booking (`payment`, `pending_payment`) or a
+successful event received and not yet applied.
+
+| state / event        | succeeded                         | failed | canceled, merchant cancel |
+|-----------------------|-----------------------------------|--------|---------------------------|
+| received, reserving   | kept pending; settled when the    | note   | cancelled; with a success: |
+|                       | hold lands                        |        | note (merchant: 409)       |
+| awaiting_payment      | paid; amount differs:             | note   | cancelled; with a success: |
+|                       | refund_required; hold lapsed:     |        | note (merchant: 409)       |
+|                       | rescue (reserving)                |        |                            |
+| paid .. completed     | note: extra payment, alert        | note   | note (merchant: 409)       |
+| cancelled             | hold live: paid (order the hold), | note   | nothing (idempotent)       |
+|                       | amount differs: refund_required;  |        |                            |
+|                       | lapsed: rescue; rescued before:   |        |                            |
+|                       | refund_required                   |        |                            |
+| expired               | rescue; rescued before:           | note   | note (merchant: 409)       |
+|                       | refund_required                   |        |                            |
+| reservation_failed    | refund_required                   | note   | note (merchant: 409)       |
+| refund_required       | note: extra payment, alert        | note   | note (merchant: 409)       |
+
+`failed` is `payment_intent.payment_failed`, `checkout.session.async_payment_failed` and
+`payment.failed`: the customer may retry the same payment, so it never cancels.
+`canceled` is `payment_intent.canceled` and `payment.canceled`. No failure or cancel
+event closes a booking with a success.
 """
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 
 from worker.alerts import alert
-from worker.booking import keys
 from worker.booking.context import StepContext
 from worker.booking.effects import after_transition
 from worker.booking.record import Booking, Payment
-from worker.booking.states import FINAL, PAID_STATES, State
+from worker.booking.states import CANCELLABLE, FINAL, PAID_STATES, State
 from worker.booking.store import Change, UpdateResult
 
 
@@ -93,6 +119,14 @@ def apply_payment(booking: Booking, payment: Payment, now: datetime) -> Change |
         return Change(booking, "payment recorded before the reservation landed", note=True)
     if state == State.AWAITING_PAYMENT:
         return settle_reserved(booking, payment, now)
+    if state == State.CANCELLED and hold_live(booking, now) and not booking.rescue:
+        # The hold is still live (cancelled by the merchant, or by the sweeper inside
+        # its margin): order it (or refund a wrong amount), never reserve again.
+        booking.reason = None
+        change = settle_reserved(booking, payment, now)
+        if booking.state == State.PAID:
+            change.reason = "payment arrived after cancel, hold still live: ordering it"
+        return change
     if state in (State.CANCELLED, State.EXPIRED):
         return start_rescue(booking, payment, f"payment arrived after the booking was {state}")
     if state == State.RESERVATION_FAILED:
@@ -106,11 +140,44 @@ def apply_payment(booking: Booking, payment: Payment, now: datetime) -> Change |
     return None
 
 
-def load_payment(ctx: StepContext, event_id: str) -> Payment | None:
-    raw = ctx.redis.get(keys.payment_event(event_id))
-    if not raw:
+def hold_live(booking: Booking, now: datetime) -> bool:
+    expires = booking.earliest_expires_at
+    return bool(booking.reservations) and expires is not None and expires > now
+
+
+def has_success(booking: Booking, success_waiting: bool) -> bool:
+    return success_waiting or booking.payment is not None or booking.pending_payment is not None
+
+
+def cancel(booking: Booking, reason: str, *, success_waiting: bool) -> Change | None:
+    """A merchant cancel or a provider `canceled` event: only before any success."""
+    if booking.state not in CANCELLABLE or has_success(booking, success_waiting):
         return None
-    data = json.loads(raw)
+    booking.state = State.CANCELLED
+    booking.reason = reason
+    return Change(booking, reason)
+
+
+def cancel_event(booking: Booking, what: str, *, success_waiting: bool) -> Change | None:
+    """The provider cancelled a payment: cancel (see `cancel`) or a note, never more."""
+    change = cancel(booking, f"payment cancelled: {what}", success_waiting=success_waiting)
+    if change is not None:
+        return change
+    if booking.state == State.CANCELLED:
+        return None  # idempotent
+    why = "a payment succeeded" if has_success(booking, success_waiting) else booking.state
+    return Change(booking, f"payment cancelled ({what}); ignored: {why}", note=True)
+
+
+def failed_attempt(booking: Booking, what: str) -> Change | None:
+    """A declined attempt: the customer may still pay the same payment. A note only."""
+    return Change(booking, f"payment attempt failed ({what}); the customer may retry", note=True)
+
+
+def load_payment(ctx: StepContext, event_id: str) -> Payment | None:
+    data = ctx.store.payment_event(event_id)
+    if not data:
+        return None
     return Payment.model_validate(data["payment"])
 
 
@@ -118,14 +185,24 @@ def payment_succeeded(
     ctx: StepContext, booking_id: str, event_id: str, task_id: str | None
 ) -> None:
     """Apply a stored payment event to its booking. Safe to run any number of times."""
+    apply_received(ctx, booking_id, event_id, task_id=task_id)
+
+
+def apply_received(
+    ctx: StepContext, booking_id: str, event_id: str, *, task_id: str | None
+) -> None:
+    """Apply a received successful event, then drop it from the booking's pending set
+    (after the compare-and-set: a crash in between applies it again, which is a no-op)."""
     payment = load_payment(ctx, event_id)
     if payment is None:
         alert("payment_event_missing", booking_id, f"event {event_id} not found in Redis")
+        ctx.store.payment_applied(booking_id, event_id)
         return
     result: UpdateResult = ctx.store.update(
         booking_id, lambda b: apply_payment(b, payment, ctx.now()), task_id=task_id
     )
     booking = result.booking
+    ctx.store.payment_applied(booking_id, event_id)
     if booking is None:
         alert("unknown_booking", booking_id, f"payment {payment.payment_id} for unknown booking")
         return

@@ -114,6 +114,25 @@ class OrderAttempt(Model):
     # listing is consulted again until it shows the order or the window runs out; no new
     # call is sent for it.
     refused: bool = False
+    # The worker process (host:pid) sending the call; once its liveness key lapses the
+    # call is known dead and the attempt is reconciled without waiting for the lease.
+    owner: str | None = None
+
+
+class StepClaim(Model):
+    """The right to run one step (reserve, documents) of a booking, numbered and leased.
+
+    Taken by compare-and-set before any Korus call; a second message for the same step
+    finds a live claim and does nothing. A claim is live until `lease_until` and while
+    its owner's liveness key exists; the sweeper drives the booking again once it lapsed.
+    """
+
+    step: str
+    number: int
+    task_id: str | None = None
+    owner: str | None = None
+    started_at: datetime
+    lease_until: datetime
 
 
 class Booking(Model):
@@ -156,6 +175,14 @@ class Booking(Model):
     # Since when the document listing lacks documents the order answer named (bounded by
     # DOCUMENTS_LISTING_WAIT_SECONDS, then a person is alerted).
     documents_missing_since: datetime | None = None
+
+    claim: StepClaim | None = None
+    # Failures of the current state's step, reset by every state change (store.update).
+    step_failures: int = 0
+    unexpected_failures: int = 0
+    # When the sweeper drives the step again: a backoff longer than a broker countdown,
+    # or a parked booking (retries exhausted, alerted).
+    retry_at: datetime | None = None
 
     reason: str | None = None
     alerts: list[str] = Field(default_factory=list)

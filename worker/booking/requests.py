@@ -116,7 +116,8 @@ class PaymentEvent(BaseModel):
 
     provider: str
     event_id: str
-    kind: Literal["succeeded", "failed"]
+    # failed: a declined attempt (the customer may retry); canceled: the payment is off.
+    kind: Literal["succeeded", "failed", "canceled"]
     booking_id: str
     payment_id: str
     amount_minor: int | None = None

@@ -1,24 +1,29 @@
 """Hold the tickets: Korus `reservations/_bulk` (booking.reserve).
 
-Idempotency: the step moves received -> reserving with a compare-and-set, calls Korus
-with no lock held, then records the result with another compare-and-set that requires
-the booking still to be `reserving`. Korus has no idempotency key and no release call for
-reservations: if a worker dies after Korus answered and before the result was written,
-the redelivered task reserves again and the first hold simply lapses at its expiresAt.
+Idempotency: the step takes the booking's reserve claim with a compare-and-set (received
+-> reserving, or reserving with no live claim: a rescue, or a claim whose worker died),
+calls Korus with no lock held, then records the result with another compare-and-set that
+requires the booking still to be `reserving`. A duplicate reserve message finds the live
+claim and does nothing, so it never makes a second hold. Korus has no idempotency key, no
+way to find a hold by our reference and no release call: only when the claim's worker
+died (its liveness key or its lease lapsed) is the call made again, noted on the
+timeline; the first hold, if Korus made it, lapses at its expiresAt.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+import contextlib
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from worker.booking import claims
 from worker.booking.context import StepContext
 from worker.booking.effects import after_transition
 from worker.booking.payment import settle_reserved
 from worker.booking.record import Booking, HeldReservation
 from worker.booking.states import State
-from worker.booking.store import Change
+from worker.booking.store import Change, UpdateResult
 from worker.korus.errors import (
     KorusClientError,
     KorusNotFoundError,
@@ -28,13 +33,46 @@ from worker.korus.errors import (
 from worker.korus.iris import iri_of
 from worker.korus.models import BulkReservationResult
 
+STEP = "reserve"
 
-def _begin(booking: Booking) -> Change | None:
-    if booking.state == State.RECEIVED:
-        booking.state = State.RESERVING
-        booking.reserve_attempts += 1
-        return Change(booking, "reserving tickets")
-    return None
+
+def begin(
+    booking: Booking,
+    *,
+    task_id: str | None,
+    owner: str | None,
+    now: datetime,
+    lease: timedelta,
+    seen: int | None,
+    holder_alive: bool,
+) -> Change | None:
+    """Take the reserve claim (see the module docstring); None if another one is live."""
+    if booking.state not in (State.RECEIVED, State.RESERVING):
+        return None
+    previous = booking.claim if booking.claim and booking.claim.step == STEP else None
+    claim = claims.take(
+        booking,
+        STEP,
+        task_id=task_id,
+        owner=owner,
+        now=now,
+        lease=lease,
+        seen=seen,
+        holder_alive=holder_alive,
+    )
+    if claim is None:
+        return None
+    booking.state = State.RESERVING
+    booking.reserve_attempts += 1
+    if previous is None:
+        return Change(booking, f"reserving tickets (claim {claim.number})")
+    if previous.lease_until <= previous.started_at:  # released after a failed call
+        return Change(booking, f"reserving again (claim {claim.number})")
+    return Change(
+        booking,
+        f"reserve claim {previous.number} lapsed (its worker stopped): reserving again "
+        f"(claim {claim.number}); a hold it may have made lapses by itself",
+    )
 
 
 def held_from(result: BulkReservationResult) -> list[HeldReservation]:
@@ -87,34 +125,77 @@ def record_reservations(
 
 def reserve(ctx: StepContext, booking_id: str, task_id: str | None) -> None:
     """Reserve the booking's items. Transient Korus errors propagate for a task retry."""
-    started = ctx.store.update(booking_id, _begin, task_id=task_id)
-    booking = started.booking
-    if booking is None or booking.state != State.RESERVING:
-        if booking is not None:
-            after_transition(booking, started.entered, ctx.enqueue)
+    current = ctx.store.load(booking_id)
+    if current is None:
         return
+    held = current.claim if current.claim and current.claim.step == STEP else None
+    owner = ctx.owner()
+    started = ctx.store.update(
+        booking_id,
+        lambda b: begin(
+            b,
+            task_id=task_id,
+            owner=owner,
+            now=ctx.now(),
+            lease=timedelta(seconds=ctx.settings.order_lease_seconds),
+            seen=held.number if held else None,
+            holder_alive=ctx.owner_alive(held.owner) if held else True,
+        ),
+        task_id=task_id,
+        current=current,
+    )
+    booking = started.booking
+    if booking is None:
+        return
+    if not started.changed:
+        if booking.state != State.RESERVING:
+            after_transition(booking, [], ctx.enqueue)  # redelivered after the fact
+        return  # another message holds the live claim
+    assert booking.claim is not None
+    number = booking.claim.number
     try:
         result = ctx.korus.reserve(booking.items, language=booking.language)
-    except KorusRejectedError as error:
-        failed = [
-            {"propertyPath": v.property_path, "message": v.message, "code": v.code}
-            for v in error.violations
-        ] or [{"message": error.message}]
-        outcome = ctx.store.update(
-            booking_id, lambda b: record_reservations(b, [], failed, ctx.now()), task_id=task_id
-        )
-    except (KorusClientError, KorusNotFoundError) as error:
-        failed = [{"message": str(error)}]
-        outcome = ctx.store.update(
-            booking_id, lambda b: record_reservations(b, [], failed, ctx.now()), task_id=task_id
-        )
+    except BaseException as error:
+        if not isinstance(error, KorusRejectedError | KorusClientError | KorusNotFoundError):
+            release_claim(ctx, booking_id, number, f"reserve call failed: {error}", task_id)
+            raise
+        outcome = record_refusal(ctx, booking_id, error, task_id)
     else:
-        held = held_from(result)
+        holds = held_from(result)
         failed = [dict(item) for item in result.failed]
         outcome = ctx.store.update(
             booking_id,
-            lambda b: record_reservations(b, held, failed, ctx.now()),
+            lambda b: record_reservations(b, holds, failed, ctx.now()),
             task_id=task_id,
         )
     if outcome.booking is not None:
         after_transition(outcome.booking, outcome.entered, ctx.enqueue)
+
+
+def release_claim(
+    ctx: StepContext, booking_id: str, number: int, reason: str, task_id: str | None
+) -> None:
+    """The call failed: its retry (any message) may take the claim at once."""
+
+    def transition(booking: Booking) -> Change | None:
+        released = claims.release(booking, STEP, number)
+        return None if released is None else Change(released, reason[:300], note=True)
+
+    with contextlib.suppress(Exception):  # the lease lapses by itself
+        ctx.store.update(booking_id, transition, task_id=task_id)
+
+
+def record_refusal(
+    ctx: StepContext, booking_id: str, error: BaseException, task_id: str | None
+) -> UpdateResult:
+    """Korus refused the reservation for good: record why (reservation_failed)."""
+    if isinstance(error, KorusRejectedError):
+        failed = [
+            {"propertyPath": v.property_path, "message": v.message, "code": v.code}
+            for v in error.violations
+        ] or [{"message": error.message}]
+    else:
+        failed = [{"message": str(error)}]
+    return ctx.store.update(
+        booking_id, lambda b: record_reservations(b, [], failed, ctx.now()), task_id=task_id
+    )

@@ -19,11 +19,13 @@ import redis
 
 from worker.alerts import alert
 from worker.booking import keys
-from worker.booking.effects import Enqueuer, after_transition
+from worker.booking.effects import Enqueuer, after_transition, send_driver
+from worker.booking.payment import cancel as cancel_transition
+from worker.booking.payment import cancel_event, failed_attempt
 from worker.booking.record import Booking, Customer, Payment, utcnow
 from worker.booking.requests import BookingRequest, PaymentEvent
-from worker.booking.states import CANCELLABLE, State
-from worker.booking.store import BookingStore, Change
+from worker.booking.states import DRIVER, State
+from worker.booking.store import BookingStore
 
 IDEMPOTENCY_TTL = int(timedelta(hours=24).total_seconds())
 # A claimed Idempotency-Key whose booking is still missing after this long was abandoned.
@@ -37,7 +39,7 @@ return 0
 """
 
 PaymentOutcome = Literal[
-    "enqueued", "duplicate", "in_progress", "unknown_booking", "cancelled", "ignored"
+    "enqueued", "duplicate", "in_progress", "unknown_booking", "cancelled", "ignored", "noted"
 ]
 # A first delivery that has not confirmed its enqueue within this time is presumed dead
 # (its process crashed): a retry of the event then enqueues it again.
@@ -84,21 +86,18 @@ def new_booking_id() -> str:
     return "bk_" + secrets.token_hex(12)
 
 
-def _cancel(booking: Booking, reason: str) -> Change | None:
-    # Money already recorded for a booking still reserving is acted on when the hold
-    # lands; cancelling now would strand it without a refund.
-    if booking.state not in CANCELLABLE or booking.pending_payment is not None:
-        return None
-    booking.state = State.CANCELLED
-    booking.reason = reason
-    return Change(booking, reason)
-
-
 class BookingService:
     def __init__(
-        self, store: BookingStore, enqueue: Enqueuer, *, event_ttl_seconds: int, policy: str
+        self,
+        store: BookingStore,
+        enqueue: Enqueuer,
+        *,
+        event_ttl_seconds: int,
+        policy: str,
+        redrive_after_seconds: float = 25.0,
     ) -> None:
         self.store = store
+        self.redrive_after_seconds = redrive_after_seconds
         self.redis: redis.Redis = store.redis
         self.enqueue = enqueue
         self.event_ttl_seconds = event_ttl_seconds
@@ -203,13 +202,19 @@ class BookingService:
         return bookings, f"{last_score!r}:{last_id}"
 
     def cancel(self, booking_id: str, reason: str = "cancelled by the merchant") -> Booking:
-        """Cancel before payment. Idempotent: cancelling a cancelled booking returns it."""
-        result = self.store.update(booking_id, lambda b: _cancel(b, reason))
+        """Cancel before payment. Idempotent: cancelling a cancelled booking returns it.
+
+        Refused (409) once a payment succeeded, even if it is not applied yet."""
+        waiting = bool(self.store.pending_payment_events([booking_id]))
+        result = self.store.update(
+            booking_id, lambda b: cancel_transition(b, reason, success_waiting=waiting)
+        )
         booking = result.booking
         if booking is None:
             raise BookingNotFoundError(booking_id)
         if booking.state != State.CANCELLED:
-            why = "it is paid" if booking.pending_payment else f"it is {booking.state}"
+            paid = waiting or booking.pending_payment or booking.payment
+            why = "it is paid" if paid else f"it is {booking.state}"
             raise BookingConflictError(f"the booking cannot be cancelled: {why}")
         after_transition(booking, result.entered, self.enqueue)
         return booking
@@ -218,21 +223,10 @@ class BookingService:
         """Operator action: enqueue again the task that drives the booking's state."""
         booking = self.get(booking_id)
         state = booking.state
-        if state in (State.RECEIVED, State.RESERVING):
-            self.enqueue.reserve(booking_id)
-            return "booking.reserve"
-        if state in (State.PAID, State.ORDERING, State.ORDER_UNCERTAIN):
-            self.enqueue.create_order(booking_id, urgent=True)
-            return "booking.create_order"
-        if state in (
-            State.ORDERED,
-            State.FETCHING_DOCUMENTS,
-            State.DOCUMENTS_PENDING,
-            State.AWAITING_BENEFICIARY,
-        ):
-            self.enqueue.fetch_documents(booking_id)
-            return "booking.fetch_documents"
-        raise BookingConflictError(f"nothing to retry in state {state}")
+        if state not in DRIVER:
+            raise BookingConflictError(f"nothing to retry in state {state}")
+        urgent = DRIVER[state] == "booking.create_order"
+        return send_driver(booking_id, state, self.enqueue, urgent=urgent)
 
     def refresh_documents(self, booking_id: str) -> Booking:
         booking = self.get(booking_id)
@@ -292,13 +286,28 @@ class BookingService:
             alert("unknown_booking", event.booking_id, f"{event.provider} event {event.event_id}")
             outcome = "unknown_booking"
         elif event.kind == "succeeded":
+            # Kept on the booking until applied; the sweeper applies it if the message
+            # is lost, a redrive period from now at the latest.
+            due = time.time() + self.redrive_after_seconds
+            self.store.payment_received(
+                event.booking_id, event.key, due=due, ttl_seconds=self.event_ttl_seconds
+            )
             self.enqueue.payment_succeeded(event.booking_id, event.key)
             outcome = "enqueued"
+        elif event.kind == "failed":
+            what = f"{event.provider} {event.payment_id}"
+            self.store.update(event.booking_id, lambda b: failed_attempt(b, what))
+            outcome = "noted"
         else:
-            result = self.store.update(event.booking_id, lambda b: _cancel(b, "payment failed"))
+            what = f"{event.provider} {event.payment_id}"
+            waiting = bool(self.store.pending_payment_events([event.booking_id]))
+            result = self.store.update(
+                event.booking_id, lambda b: cancel_event(b, what, success_waiting=waiting)
+            )
             if result.booking is not None:
                 after_transition(result.booking, result.entered, self.enqueue)
-            outcome = "cancelled" if result.changed else "ignored"
+            cancelled = result.booking is not None and result.booking.state == State.CANCELLED
+            outcome = "cancelled" if cancelled else "ignored"
         record["enqueued"] = True
         self.redis.set(redis_key, json.dumps(record), xx=True, keepttl=True)
         return outcome

@@ -70,11 +70,13 @@ ALLOWED: dict[State, frozenset[State]] = {
     _S.ORDER_UNCERTAIN: frozenset({_S.ORDERING, _S.ORDERED, _S.REFUND_REQUIRED}),
     _S.ORDERED: frozenset({_S.FETCHING_DOCUMENTS}),
     _S.FETCHING_DOCUMENTS: frozenset({_S.COMPLETED, _S.AWAITING_BENEFICIARY, _S.DOCUMENTS_PENDING}),
-    _S.AWAITING_BENEFICIARY: frozenset({_S.FETCHING_DOCUMENTS}),
+    # refund_required: beneficiary data never came within BENEFICIARY_WAIT_SECONDS.
+    _S.AWAITING_BENEFICIARY: frozenset({_S.FETCHING_DOCUMENTS, _S.REFUND_REQUIRED}),
     _S.DOCUMENTS_PENDING: frozenset({_S.FETCHING_DOCUMENTS}),
-    # Late payment rescue: money for a cancelled or lapsed hold reserves the same items once
-    # more (back to reserving, flagged as a rescue) or ends in a refund.
-    _S.CANCELLED: frozenset({_S.RESERVING, _S.REFUND_REQUIRED}),
+    # Late payment rescue: money for a cancelled booking whose hold is still live orders
+    # that hold (paid); for a lapsed hold it reserves the same items once more (back to
+    # reserving, flagged as a rescue) or ends in a refund.
+    _S.CANCELLED: frozenset({_S.PAID, _S.RESERVING, _S.REFUND_REQUIRED}),
     _S.EXPIRED: frozenset({_S.RESERVING, _S.REFUND_REQUIRED}),
     _S.COMPLETED: frozenset(),
     _S.RESERVATION_FAILED: frozenset({_S.REFUND_REQUIRED}),
@@ -84,3 +86,20 @@ ALLOWED: dict[State, frozenset[State]] = {
 
 def can_move(source: State, target: State) -> bool:
     return target in ALLOWED[source]
+
+
+# The one map from a state to the task that drives a booking out of it, used by effects,
+# BookingService.retry and the sweeper. States absent here are waits (payment, documents'
+# downloadableAt) or closed. Failure counts of a step last while its task drives the
+# booking (ordering <-> order_uncertain is one step), and restart when another takes over.
+DRIVER: dict[State, str] = {
+    State.RECEIVED: "booking.reserve",
+    State.RESERVING: "booking.reserve",
+    State.PAID: "booking.create_order",
+    State.ORDERING: "booking.create_order",
+    State.ORDER_UNCERTAIN: "booking.create_order",
+    State.ORDERED: "booking.fetch_documents",
+    State.FETCHING_DOCUMENTS: "booking.fetch_documents",
+    State.DOCUMENTS_PENDING: "booking.fetch_documents",
+    State.AWAITING_BENEFICIARY: "booking.fetch_documents",
+}

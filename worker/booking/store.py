@@ -3,9 +3,16 @@
 Layout (see keys.py): one hash per booking (`state`, `version`, `json`), a capped
 timeline list, both under the booking's hash tag, so the Lua script touches keys of one
 slot only and also runs on Redis Cluster. The global indexes (deadlines, bookings by
-state) cannot join that script on a cluster; they are written *ahead* of the record and
-cleaned *after* it, so an index may hold a stale entry (readers re-check the record) but
-never misses a booking.
+state) cannot join that script on a cluster. The deadline index is written *ahead* of
+the record and cleaned *after* it, so it may hold a stale entry (the sweeper re-checks
+the record) but never misses a booking. The listing index (bookings by state) is written
+*after* the compare-and-set, so a writer that lost the race leaves nothing behind; a
+crash between the two is repaired by the sweeper (`reindex`), and listings re-check the
+record's state.
+
+This module is the only one that issues Redis commands for bookings: records, timelines,
+received payment events, merchant-callback delivery records, claims' liveness keys and
+the global indexes.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ import redis
 from worker.booking import keys
 from worker.booking.deadlines import DeadlinePolicy, next_deadline
 from worker.booking.record import Booking, utcnow
-from worker.booking.states import CLOSED, State, can_move
+from worker.booking.states import CLOSED, DRIVER, State, can_move
 
 TIMELINE_CAP = 200
 # Records remembered per store for read-your-writes (see BookingStore.__init__).
@@ -184,7 +191,8 @@ def _score(moment: datetime) -> float:
 class BookingStore:
     """Loads and writes booking records: the only code that writes a record or its
     timeline. Others touch the indexes around it: the sweep claims, re-scores and prunes
-    deadline and by-state entries, the service checks that a paid booking exists, the
+    deadline and by-state entries, the service and the webhook ingress
+    (worker/http/payment_ingress.py) check that a paid booking exists, the
     metrics count the by-state indexes, and callbacks keep their delivery status apart."""
 
     def __init__(
@@ -323,6 +331,15 @@ class BookingStore:
             new = change.booking
             if new.state != current.state and not can_move(current.state, new.state):
                 raise IllegalTransitionError(f"{current.state} -> {new.state} ({change.reason})")
+            if new.state != current.state:
+                # Progress: a claim on the old state's step ends (unless the transition
+                # took a new one); another task's step starts with a fresh budget.
+                if new.claim == current.claim:
+                    new.claim = None
+                new.retry_at = None
+                if DRIVER.get(new.state) != DRIVER.get(current.state):
+                    new.step_failures = 0
+                    new.unexpected_failures = 0
             new.version = current.version + 1
             new.updated_at = utcnow()
             entry = timeline_entry(
@@ -390,11 +407,10 @@ class BookingStore:
             return written
 
         def write(pipe: Any) -> None:
-            # Indexes ahead of the record: a crash after this leaves a stale hint, never
-            # a gap.
+            # The deadline ahead of the record: a crash after this leaves a stale hint,
+            # never a gap. The listing index follows the record (_clean_after).
             if deadline is not None:
                 pipe.zadd(keys.DEADLINES, {new.id: _score(deadline)})
-            pipe.zadd(keys.by_state(new.state.value), {new.id: _score(new.created_at)})
             _evalsha(
                 pipe,
                 self._sha(_CAS_SCRIPT),
@@ -478,12 +494,17 @@ class BookingStore:
         deadline: datetime | None,
         index_score: float | None,
     ) -> None:
-        moved, known_score = self._cleaning(old, new, deadline, index_score)
+        state_moved, known_score = self._cleaning(old, new, deadline, index_score)
+        # The listing index follows the compare-and-set: a new booking is listed here.
+        moved = old is None or state_moved
         drop_hint = known_score is not None
         if not (drop_hint or moved or new.state in CLOSED):
             return
 
         def clean(pipe: Any) -> None:
+            if moved:
+                # After the compare-and-set: only the writer that won lists the booking.
+                pipe.zadd(keys.by_state(new.state.value), {new.id: _score(new.created_at)})
             if old is not None and moved:
                 pipe.zrem(keys.by_state(old.state.value), new.id)
             if drop_hint and known_score is not None:
@@ -502,3 +523,163 @@ class BookingStore:
                 pipe.expire(keys.callbacks(new.id), self.retention_seconds)
 
         self._pipelined(clean)
+
+    # -- indexes (sweeper) -----------------------------------------------------
+    def reindex(self, bookings: Iterable[Booking]) -> None:
+        """Repair the listing index: each booking listed under its current state (a
+        writer that died between its compare-and-set and the index write)."""
+        rows = list(bookings)
+        if not rows:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        for booking in rows:
+            pipe.zadd(keys.by_state(booking.state.value), {booking.id: _score(booking.created_at)})
+        pipe.execute()
+
+    def record_sweep_stats(
+        self, key: str, actions: dict[str, int], at: str, seconds: float
+    ) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        for action, count in actions.items():
+            pipe.hincrby(key, action, count)
+        pipe.hincrby(key, "runs", 1)
+        pipe.hset(key, mapping={"last_run_at": at, "last_ms": f"{seconds * 1000:.1f}"})
+        pipe.execute()
+
+    def prune_listings(self, states: Iterable[State], horizon: float) -> None:
+        """Drop listing entries of `states` scored before `horizon` (records expired)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for state in states:
+            pipe.zremrangebyscore(keys.by_state(state.value), "-inf", horizon)
+        pipe.execute()
+
+    def drop_deadlines(self, booking_ids: Iterable[str]) -> None:
+        ids = list(booking_ids)
+        if ids:
+            self.redis.zrem(keys.DEADLINES, *ids)
+
+    def set_deadline(self, booking_id: str, moment: float, *, only_earlier: bool = True) -> None:
+        """Ask the sweeper to look at a booking at `moment` (never later than asked
+        before, unless `only_earlier` is False)."""
+        if only_earlier:
+            self.redis.zadd(keys.DEADLINES, {booking_id: moment}, lt=True)
+        else:
+            self.redis.zadd(keys.DEADLINES, {booking_id: moment})
+
+    # -- liveness of claim owners ----------------------------------------------
+    def heartbeat(self, owner: str, ttl_seconds: int) -> None:
+        self.redis.set(keys.alive(owner), "1", ex=ttl_seconds)
+
+    def alive(self, owners: Iterable[str | None]) -> set[str]:
+        """Which of these owners' liveness keys exist (None is nobody)."""
+        names = sorted({o for o in owners if o})
+        if not names:
+            return set()
+        pipe = self.redis.pipeline(transaction=False)
+        for owner in names:
+            pipe.exists(keys.alive(owner))
+        return {owner for owner, found in zip(names, pipe.execute(), strict=True) if found}
+
+    # -- received payment events -------------------------------------------------
+    def payment_event(self, event_key: str) -> dict[str, Any] | None:
+        raw = self.redis.get(keys.payment_event(event_key))
+        return cast(dict[str, Any], json.loads(raw)) if raw else None
+
+    def pending_payment_events(self, booking_ids: Iterable[str]) -> dict[str, list[str]]:
+        """Received successful payment events not yet applied, per booking (one trip)."""
+        ids = list(booking_ids)
+        if not ids:
+            return {}
+        pipe = self.redis.pipeline(transaction=False)
+        for booking_id in ids:
+            pipe.smembers(keys.payments(booking_id))
+        found = pipe.execute()
+        return {
+            i: sorted(str(m) for m in members)
+            for i, members in zip(ids, found, strict=True)
+            if members
+        }
+
+    def payment_received(
+        self, booking_id: str, event_key: str, *, due: float, ttl_seconds: int
+    ) -> None:
+        """Keep a successful event on the booking until applied, and make the booking due
+        by `due` (never later than it was)."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.sadd(keys.payments(booking_id), event_key)
+        pipe.expire(keys.payments(booking_id), ttl_seconds)
+        pipe.zadd(keys.DEADLINES, {booking_id: due}, lt=True)  # LT still adds a new one
+        pipe.execute()
+
+    def payment_applied(self, booking_id: str, event_key: str) -> None:
+        self.redis.srem(keys.payments(booking_id), event_key)
+
+    # -- merchant callback deliveries ----------------------------------------------
+    def callback_record(self, booking_id: str, event_type: str) -> str | None:
+        raw = self.redis.hget(keys.callbacks(booking_id), event_type)
+        return None if raw is None else str(raw)
+
+    def callback_swap(
+        self,
+        booking_id: str,
+        event_type: str,
+        old: str | None,
+        new: str,
+        *,
+        due: float | None,
+    ) -> bool:
+        """Compare-and-set a callback's delivery record; `due` re-scores it in the
+        callbacks-due index (None: out of it). False if another writer changed it."""
+        member = f"{booking_id}|{event_type}"
+
+        def build(pipe: Any) -> None:
+            _evalsha(
+                pipe,
+                self._sha(_CALLBACK_SWAP),
+                1,
+                keys.callbacks(booking_id),
+                event_type,
+                "" if old is None else old,
+                new,
+            )
+
+        if not self._pipelined(build)[0]:
+            return False
+        if due is None:
+            self.redis.zrem(keys.CALLBACKS_DUE, member)
+        else:
+            self.redis.zadd(keys.CALLBACKS_DUE, {member: due})
+        return True
+
+    def callback_expected(self, booking_id: str, event_type: str, due: float) -> None:
+        """A callback was enqueued: if its message is lost, the sweeper sends it at `due`."""
+        self.redis.zadd(keys.CALLBACKS_DUE, {f"{booking_id}|{event_type}": due}, nx=True)
+
+    def claim_due_callbacks(self, now: float, limit: int, lease: float) -> list[tuple[str, str]]:
+        due = self.run_script(_CLAIM_DUE, [keys.CALLBACKS_DUE], [now, limit, repr(lease)])
+        pairs = []
+        for member in due:
+            booking_id, _, event_type = str(member).partition("|")
+            pairs.append((booking_id, event_type))
+        return pairs
+
+    def claim_due(self, now: float, limit: int, lease: float) -> list[str]:
+        """Atomically take up to `limit` due booking ids, moving each to `lease`."""
+        due = self.run_script(_CLAIM_DUE, [keys.DEADLINES], [now, limit, repr(lease)])
+        return [str(member) for member in due]
+
+
+# KEYS: sorted set. ARGV: now, limit, lease score. Due members, each moved to the lease.
+_CLAIM_DUE = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+for _, id in ipairs(due) do redis.call('ZADD', KEYS[1], ARGV[3], id) end
+return due
+"""
+
+# KEYS: callbacks hash. ARGV: field, expected value ('' = absent), new value.
+_CALLBACK_SWAP = """
+local current = redis.call('HGET', KEYS[1], ARGV[1])
+if (ARGV[2] == '' and current) or (ARGV[2] ~= '' and current ~= ARGV[2]) then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+return 1
+"""

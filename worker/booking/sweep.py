@@ -6,14 +6,23 @@ sweeps never take the same booking, and a booking whose sweep died reappears whe
 lease ends. Records are loaded in one pipelined round trip per batch; every action is a
 compare-and-set that re-checks the state, so a sweep racing a task changes nothing twice.
 
+First, for every claimed booking, received payment events not yet applied are applied
+(the payment task's message may have been lost with a killed worker): nothing is closed
+while money waits to be recorded.
+
 What is due, per state (worker.booking.deadlines computes the score):
 - awaiting_payment, `cancel_margin` before the earliest expiresAt: cancel the hold (or
   mark it expired if it already lapsed); the transition sends the merchant callback;
 - paid / ordering / order_uncertain near expiresAt: alert, and put create_order at the
   head of the payments queue (once per booking);
 - documents_pending whose downloadableAt has come: fetch_documents;
-- any working state without progress for `stuck_after`: alert and enqueue again the task
-  that drives it (awaiting_beneficiary cannot be driven: it alerts once).
+- a state a task drives (states.DRIVER), `redrive_after` its last change or at its
+  `retry_at`: if its step holds no live claim (lease running and owner's liveness key
+  present), enqueue the driving task again; without progress for `stuck_after`, alert;
+- awaiting_beneficiary: alert once when stuck; after `beneficiary_wait`, refund_required.
+
+Merchant callbacks due (a scheduled retry, a lapsed sending lease, a lost message) are
+claimed from their own index the same way and sent again.
 
 After an action that only enqueues, the booking keeps its lease score: the task's own
 compare-and-set re-scores it, and if the task never runs the sweep looks again when the
@@ -30,8 +39,9 @@ from datetime import datetime, timedelta
 from worker.alerts import alert
 from worker.booking import keys
 from worker.booking.context import StepContext
-from worker.booking.deadlines import next_deadline
-from worker.booking.effects import after_transition
+from worker.booking.deadlines import DRIVEN, next_deadline
+from worker.booking.effects import after_transition, send_driver
+from worker.booking.payment import apply_received
 from worker.booking.record import Booking
 from worker.booking.states import CLOSED, State
 from worker.booking.store import Change
@@ -45,13 +55,6 @@ CLAIM_LEASE_SECONDS = 60
 # duration; `redis-cli HGETALL bw:stats:sweep`), one pipelined write per run.
 SWEEP_STATS = f"{keys.PREFIX}:stats:sweep"
 
-# KEYS: deadline index. ARGV: now, limit, lease score. Due ids, each moved to the lease.
-_CLAIM = """
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
-for _, id in ipairs(due) do redis.call('ZADD', KEYS[1], ARGV[3], id) end
-return due
-"""
-
 # KEYS: deadline index. ARGV: id, the lease score we set, new score ('' to remove).
 # Applies only if the entry still holds our lease: a writer that re-scored the booking
 # after the claim knows better than the record this sweep read.
@@ -64,17 +67,13 @@ return 1
 """
 
 _ORDERING = (State.PAID, State.ORDERING, State.ORDER_UNCERTAIN)
-_FULFILLING = (State.ORDERED, State.FETCHING_DOCUMENTS, State.DOCUMENTS_PENDING)
-_RESERVING = (State.RECEIVED, State.RESERVING)
-_DRIVEN = _RESERVING + _ORDERING + _FULFILLING
 
 
 def claim_due(ctx: StepContext, now: datetime, limit: int) -> tuple[list[str], float]:
     """Atomically take up to `limit` due ids; returns them and the lease score they got."""
     stamp = now.timestamp()
     lease = stamp + CLAIM_LEASE_SECONDS
-    due = ctx.store.run_script(_CLAIM, [keys.DEADLINES], [stamp, limit, repr(lease)])
-    return [str(member) for member in due], lease
+    return ctx.store.claim_due(stamp, limit, lease), lease
 
 
 def rescore(ctx: StepContext, booking_id: str, lease: float, score: float | None) -> bool:
@@ -152,19 +151,44 @@ def hurry_order(ctx: StepContext, booking: Booking, expires: datetime) -> str:
     return "hurried"
 
 
-def redrive_stuck(ctx: StepContext, booking: Booking, now: datetime) -> str:
-    """No progress for `stuck_after`: enqueue the driving task again, then alert."""
+def claim_live(ctx: StepContext, booking: Booking, now: datetime) -> bool:
+    """Whether a task is working on the booking's step right now (lease and liveness)."""
+    claim = booking.claim
+    if booking.state in (State.RESERVING, State.FETCHING_DOCUMENTS) and claim is not None:
+        return claim.lease_until > now and ctx.owner_alive(claim.owner)
+    attempt = booking.order_attempt
+    if booking.state == State.ORDERING and attempt is not None and attempt.sent:
+        return attempt.lease_until > now and ctx.owner_alive(attempt.owner)
+    return False
+
+
+def redrive(ctx: StepContext, booking: Booking, now: datetime, lease: float) -> str:
+    """A driven booking is due: drive it again unless its step's claim is live.
+
+    The message goes out before any note, and the booking is looked at again
+    `redrive_after` later (a message that never runs is sent again then)."""
+    policy = ctx.store.deadline_policy
+    again = (now + policy.redrive_after).timestamp()
+    if booking.retry_at is not None and booking.retry_at > now:
+        reschedule(ctx, booking, now, lease)
+        return "rescheduled"
+    if claim_live(ctx, booking, now):
+        rescore(ctx, booking.id, lease, again)
+        return "busy"
+    send_driver(booking.id, booking.state, ctx.enqueue, urgent=booking.state in _ORDERING)
+    if booking.updated_at + policy.stuck_after <= now:
+        note_stuck(ctx, booking, now)
+        return "stuck"
+    rescore(ctx, booking.id, lease, again)
+    return "redriven"
+
+
+def note_stuck(ctx: StepContext, booking: Booking, now: datetime) -> bool:
+    """No progress for `stuck_after`: a timeline note (which re-scores the booking) and
+    an alert."""
     state = booking.state
     idle = int((now - booking.updated_at).total_seconds())
-    if state in _RESERVING:
-        ctx.enqueue.reserve(booking.id)
-    elif state in _ORDERING:
-        ctx.enqueue.create_order(booking.id, urgent=True)
-    elif state in _FULFILLING:
-        ctx.enqueue.fetch_documents(booking.id)
     kind = f"stuck:{state.value}"
-    if state == State.AWAITING_BENEFICIARY and kind in booking.alerts:
-        return "waiting"  # nothing to drive: the merchant must send beneficiary data
     noted = ctx.store.update(
         booking.id,
         lambda b: _note(b, state, kind, f"no progress in {state} for {idle}s: driven again"),
@@ -173,7 +197,28 @@ def redrive_stuck(ctx: StepContext, booking: Booking, now: datetime) -> str:
     )
     if noted.changed:
         alert("stuck", booking.id, f"no progress in {state} for {idle}s", state=state.value)
-    return "stuck"
+    return noted.changed
+
+
+def _beneficiary_timeout(booking: Booking, waited: int) -> Change | None:
+    if booking.state != State.AWAITING_BENEFICIARY:
+        return None
+    booking.state = State.REFUND_REQUIRED
+    booking.reason = (
+        f"beneficiary data not received within {waited}s: the ordered tickets cannot be "
+        "issued; cancel them at Korus and refund"
+    )
+    return Change(booking, booking.reason)
+
+
+def close_awaiting_beneficiary(ctx: StepContext, booking: Booking, now: datetime) -> str:
+    waited = int((now - booking.updated_at).total_seconds())
+    result = ctx.store.update(
+        booking.id, lambda b: _beneficiary_timeout(b, waited), task_id="sweep", current=booking
+    )
+    if result.booking is not None:
+        after_transition(result.booking, result.entered, ctx.enqueue)
+    return "beneficiary_timeout" if result.changed else "skipped"
 
 
 def documents_due(booking: Booking, now: datetime) -> bool:
@@ -193,17 +238,58 @@ def sweep_one(ctx: StepContext, booking: Booking, now: datetime, lease: float) -
     if state in _ORDERING and near_expiry and "hold_expiring" not in booking.alerts:
         assert expires is not None
         return hurry_order(ctx, booking, expires)
-    if state == State.DOCUMENTS_PENDING and documents_due(booking, now) and not stuck:
+    if state == State.DOCUMENTS_PENDING and documents_due(booking, now):
         ctx.enqueue.fetch_documents(booking.id)
+        rescore(ctx, booking.id, lease, (now + policy.redrive_after).timestamp())
         return "documents"
-    if stuck and (state in _DRIVEN or state == State.AWAITING_BENEFICIARY):
-        action = redrive_stuck(ctx, booking, now)
-        if action == "waiting":  # alerted already: look again a stuck period from now
+    if state in DRIVEN:
+        return redrive(ctx, booking, now, lease)
+    if state == State.AWAITING_BENEFICIARY:
+        if booking.updated_at + policy.beneficiary_wait <= now:
+            return close_awaiting_beneficiary(ctx, booking, now)
+        if stuck:
+            if f"stuck:{state.value}" not in booking.alerts:
+                note_stuck(ctx, booking, now)  # the note re-scores the booking
+                return "stuck"
+            # Alerted already: look again a stuck period from now (or at the timeout).
             rescore(ctx, booking.id, lease, (now + policy.stuck_after).timestamp())
-        return action
+            return "waiting"
     # Nothing due after all (the index entry was early or stale): back to its deadline.
-    reschedule(ctx, booking, now, lease)
+    if not reschedule(ctx, booking, now, lease):
+        rescore(ctx, booking.id, lease, (now + policy.redrive_after).timestamp())
     return "rescheduled"
+
+
+def apply_pending_payments(
+    ctx: StepContext, bookings: list[Booking], actions: Counter[str]
+) -> list[Booking]:
+    """Apply received payment events whose message did not (yet) do it; returns the
+    bookings as they are now."""
+    pending = ctx.store.pending_payment_events(b.id for b in bookings)
+    if not pending:
+        return bookings
+    fresh: list[Booking] = []
+    for booking in bookings:
+        events = pending.get(booking.id)
+        if not events:
+            fresh.append(booking)
+            continue
+        for event_key in events:
+            apply_received(ctx, booking.id, event_key, task_id="sweep")
+            actions["payment_applied"] += 1
+        reloaded = ctx.store.load(booking.id)
+        if reloaded is not None:
+            fresh.append(reloaded)
+    return fresh
+
+
+def sweep_callbacks(ctx: StepContext, now: datetime, limit: int) -> int:
+    """Send again the merchant callbacks that are due (retry time, lapsed lease)."""
+    stamp = now.timestamp()
+    due = ctx.store.claim_due_callbacks(stamp, limit, stamp + CLAIM_LEASE_SECONDS)
+    for booking_id, event_type in due:
+        ctx.enqueue.notify(booking_id, event_type)
+    return len(due)
 
 
 def sweep(
@@ -225,33 +311,27 @@ def sweep(
         found = ctx.store.load_many(due)
         missing = set(due) - {b.id for b in found}
         if missing:  # records gone (retention): drop their hints in one call
-            ctx.redis.zrem(keys.DEADLINES, *missing)
+            ctx.store.drop_deadlines(missing)
             actions["dropped"] += len(missing)
+        found = apply_pending_payments(ctx, found, actions)
+        ctx.store.reindex(found)
         for booking in found:
             actions[sweep_one(ctx, booking, now, lease)] += 1
         if len(due) < size:
             break
+    callbacks = sweep_callbacks(ctx, ctx.now(), size)
+    if callbacks:
+        actions["callbacks"] += callbacks
     prune_listings(ctx)
     record_stats(ctx, actions, time.perf_counter() - started)
     return actions
 
 
 def record_stats(ctx: StepContext, actions: Counter[str], seconds: float) -> None:
-    pipe = ctx.redis.pipeline(transaction=False)
-    for action, count in actions.items():
-        pipe.hincrby(SWEEP_STATS, action, count)
-    pipe.hincrby(SWEEP_STATS, "runs", 1)
-    pipe.hset(
-        SWEEP_STATS,
-        mapping={"last_run_at": ctx.now().isoformat(), "last_ms": f"{seconds * 1000:.1f}"},
-    )
-    pipe.execute()
+    ctx.store.record_sweep_stats(SWEEP_STATS, actions, ctx.now().isoformat(), seconds)
 
 
 def prune_listings(ctx: StepContext) -> None:
     """Drop listing entries of closed bookings older than the retention (records are gone)."""
     horizon = time.time() - ctx.settings.retention_seconds - timedelta(days=1).total_seconds()
-    pipe = ctx.redis.pipeline(transaction=False)
-    for state in CLOSED:
-        pipe.zremrangebyscore(keys.by_state(state.value), "-inf", horizon)
-    pipe.execute()
+    ctx.store.prune_listings(CLOSED, horizon)

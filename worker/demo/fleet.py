@@ -48,7 +48,8 @@ DEMO_SETTINGS = {
     "KORUS_CONNECT_TIMEOUT": "1",
     "RETRY_BACKOFF_CAP_SECONDS": "8",
     "STUCK_AFTER_SECONDS": "30",
-    "SWEEP_INTERVAL_SECONDS": "5",
+    # The sweeper drives retries and waits kept in Redis: a quick beat for a demo.
+    "SWEEP_INTERVAL_SECONDS": "2",
     "WEB_CONCURRENCY": "2",
     "WEB_THREADS": "8",
 }

@@ -31,13 +31,15 @@ STRIPE_SUCCEEDED = frozenset(
         "checkout.session.async_payment_succeeded",
     }
 )
+# A failed attempt: the customer may still pay the same PaymentIntent (a timeline note).
 STRIPE_FAILED = frozenset(
     {
         "payment_intent.payment_failed",
-        "payment_intent.canceled",
         "checkout.session.async_payment_failed",
     }
 )
+# The payment is off: the only Stripe event that may cancel a booking (never a paid one).
+STRIPE_CANCELED = frozenset({"payment_intent.canceled"})
 
 
 class MalformedEventError(ValueError):
@@ -120,7 +122,7 @@ def stripe_event(body: Any) -> PaymentEvent | Ignored:
         raise MalformedEventError("not a Stripe event")
     event_type = body["type"]
     event_id = printable(body.get("id", ""), 255)
-    if event_type not in STRIPE_SUCCEEDED and event_type not in STRIPE_FAILED:
+    if event_type not in STRIPE_SUCCEEDED | STRIPE_FAILED | STRIPE_CANCELED:
         return Ignored(event_id, printable(event_type), "unknown_type")
     event: StripeEvent = _validate(StripeEvent, body)
     obj = event.data.object
@@ -148,7 +150,9 @@ def stripe_event(body: Any) -> PaymentEvent | Ignored:
     return PaymentEvent(
         provider=STRIPE,
         event_id=event.id,
-        kind="succeeded" if succeeded else "failed",
+        kind="succeeded"
+        if succeeded
+        else ("canceled" if event_type in STRIPE_CANCELED else "failed"),
         booking_id=booking_id,
         payment_id=payment_id,
         amount_minor=amount,
@@ -161,7 +165,7 @@ def payments_event(event_id: str, body: Any) -> PaymentEvent | Ignored:
     if not isinstance(body, dict) or not isinstance(body.get("type"), str):
         raise MalformedEventError("not a payment event")
     event_type = body["type"]
-    if event_type not in ("payment.succeeded", "payment.failed"):
+    if event_type not in ("payment.succeeded", "payment.failed", "payment.canceled"):
         return Ignored(event_id, printable(event_type), "unknown_type")
     data_in = body.get("data")
     booking_value = data_in.get("booking_id") if isinstance(data_in, dict) else None
@@ -176,10 +180,15 @@ def payments_event(event_id: str, body: Any) -> PaymentEvent | Ignored:
         raise MalformedEventError("data.payment_id is required")
     if succeeded and (data.amount is None or data.currency is None):
         raise MalformedEventError("payment.succeeded needs data.amount and data.currency")
+    kinds: dict[str, Literal["succeeded", "failed", "canceled"]] = {
+        "payment.succeeded": "succeeded",
+        "payment.failed": "failed",
+        "payment.canceled": "canceled",
+    }
     return PaymentEvent(
         provider=PAYMENTS,
         event_id=event_id,
-        kind="succeeded" if succeeded else "failed",
+        kind=kinds[event_type],
         booking_id=data.booking_id,
         payment_id=data.payment_id,
         amount_minor=data.amount,

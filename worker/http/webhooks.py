@@ -10,6 +10,7 @@ broker) and the answer says what happened:
 | outcome                   | status | why                                               |
 |---------------------------|--------|---------------------------------------------------|
 | enqueued, cancelled       | 200    | acted on                                          |
+| noted                     | 200    | a failed attempt: a timeline note, nothing else   |
 | duplicate, ignored        | 200    | already handled / nothing to do: stop retrying    |
 | unknown_booking           | 200    | alerted; a retry would not help                   |
 | unknown type, no booking  | 200    | not ours to act on (logged)                       |
@@ -57,7 +58,9 @@ log = logging.getLogger("booking.http.webhooks")
 # Metric label of a delivery refused before its signature is checked.
 _REFUSALS = {TOO_LARGE: "too_large", UNSUPPORTED_MEDIA: "unsupported_media_type"}
 
-Outcome = Literal["enqueued", "duplicate", "cancelled", "ignored", "unknown_booking", "in_progress"]
+Outcome = Literal[
+    "enqueued", "duplicate", "cancelled", "ignored", "noted", "unknown_booking", "in_progress"
+]
 
 
 class WebhookAck(BaseModel):
