@@ -5,6 +5,7 @@ record every request that reaches them."""
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import shutil
 import ssl
@@ -28,7 +29,7 @@ from worker.booking.callback_transport import (
     parse_target,
     resolve_checked,
 )
-from worker.booking.callbacks import CallbackFailedError, deliver
+from worker.booking.callbacks import deliver
 from worker.booking.record import utcnow
 from worker.booking.states import State
 
@@ -169,7 +170,8 @@ def test_refused_callback_targets_get_nothing_and_raise_an_alert(
         for url in targets:
             booking_id = _booking_with(ctx, url)
             outcomes.append(deliver(ctx, booking_id, "booking.cancelled"))  # no raise: no retry
-            assert redis_client.hget(keys.callbacks(booking_id), "booking.cancelled") == "refused"
+            stored = redis_client.hget(keys.callbacks(booking_id), "booking.cancelled")
+            assert json.loads(stored)["status"] == "refused"  # final: never retried
     assert outcomes == ["refused"] * len(targets)
     assert merchant.requests == []
     alerts = [r for r in caplog.records if getattr(r, "alert_kind", None) == "callback_refused"]
@@ -187,13 +189,15 @@ def test_a_redirect_is_not_followed(
         ctx = _context(redis_client, redis_url, callback_allowed_networks=["127.0.0.1/32"])
         booking_id = _booking_with(ctx, merchant.url + "/hooks")
 
-        with pytest.raises(CallbackFailedError, match="302"):
-            deliver(ctx, booking_id, "booking.cancelled")
+        # A 3xx is a failed attempt (retried later, as any non-2xx), never followed.
+        assert deliver(ctx, booking_id, "booking.cancelled") == "retry scheduled"
+        stored = json.loads(redis_client.hget(keys.callbacks(booking_id), "booking.cancelled"))
+        assert stored["status"] == "retry" and "302" in stored["error"]
         assert len(merchant.wait_for(1, timeout=5)) == 1
         assert inner.requests == []
     merchant.answer_headers = {"Location": "http://10.0.0.1/"}
-    with pytest.raises(CallbackFailedError, match="302"):
-        deliver(ctx, booking_id, "booking.cancelled")
+    other = _booking_with(ctx, merchant.url + "/hooks")
+    assert deliver(ctx, other, "booking.cancelled") == "retry scheduled"
     assert len(merchant.requests) == 2
 
 

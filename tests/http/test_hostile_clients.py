@@ -256,7 +256,19 @@ def web_with_metrics_port(
     port = free_port()
     env = web_env(redis_url, METRICS_PORT=str(port), METRICS_TOKEN="")
     server = WebServer(env, Path(tmp_path_factory.mktemp("web-metrics")) / "gunicorn.log")
-    yield server.start(), port
+    server.start()
+    # The listener is a child process of the gunicorn master: it may answer a little
+    # after the public port does (bounded wait).
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
+            break
+        except requests.ConnectionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+    yield server, port
     server.stop()
 
 

@@ -40,7 +40,13 @@ def enqueue() -> RecordingEnqueuer:
 
 @pytest.fixture
 def ctx(redis_client: redis.Redis, redis_url: str, enqueue: RecordingEnqueuer) -> StepContext:
-    settings = ops_settings(redis_url, callback_timeout_seconds=2)
+    # The merchant is a loopback receiver over plain HTTP: exempt it from the SSRF rules.
+    settings = ops_settings(
+        redis_url,
+        callback_timeout_seconds=2,
+        callback_allow_http=True,
+        callback_allowed_networks=["127.0.0.0/8"],
+    )
     return make_context(redis_client, settings, enqueue, utcnow())
 
 

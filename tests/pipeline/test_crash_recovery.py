@@ -82,7 +82,12 @@ def merchant() -> Iterator[HttpRecorder]:
 @pytest.fixture(scope="module")
 def fleet(deployment_env: dict[str, str], merchant: HttpRecorder,
           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    env = {**deployment_env, "CALLBACK_ALLOW_HTTP": "true"}
+    # The merchant is a loopback receiver over plain HTTP: exempt it from the SSRF rules.
+    env = {
+        **deployment_env,
+        "CALLBACK_ALLOW_HTTP": "true",
+        "CALLBACK_ALLOWED_NETWORKS": "127.0.0.0/8",
+    }
     running = Fleet(env, Path(tmp_path_factory.mktemp("fleet")))
     for name in ("worker", "payments", "beat"):
         running.start(name)

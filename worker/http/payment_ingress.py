@@ -45,9 +45,13 @@ _EMBED = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
 # Below this, Celery's saferepr of the arguments is their plain repr (it cuts at 1,024).
 _SHORT_REPR = 512
 
-# KEYS: event claim, booking hash, queue list.
-# ARGV: claim record (enqueued), ttl, task message.
+# KEYS: event claim, booking hash, queue list, booking's received payments, deadline index.
+# ARGV: claim record (enqueued), ttl, task message, event key, due (deadline score),
+#       booking id.
 # Returns 1 enqueued, 0 unknown booking (claimed, nothing queued), -1 not claimed.
+# As `record_payment` does, the event is kept on the booking until applied (so no cancel
+# can close it meanwhile, and the sweeper applies it if the message is lost), and the
+# booking is due at `due` at the latest (ZADD LT keeps an earlier deadline).
 _RECORD_SCRIPT = """
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', tonumber(ARGV[2])) then
   return -1
@@ -55,6 +59,9 @@ end
 if redis.call('EXISTS', KEYS[2]) == 0 then
   return 0
 end
+redis.call('SADD', KEYS[4], ARGV[4])
+redis.call('EXPIRE', KEYS[4], tonumber(ARGV[2]))
+redis.call('ZADD', KEYS[5], 'LT', ARGV[5], ARGV[6])
 redis.call('LPUSH', KEYS[3], ARGV[3])
 return 1
 """
@@ -168,9 +175,21 @@ class PaymentIngress:
             "recorded_at": time.time(),
         })
         result = self._script(
-            keys=[keys.payment_event(event.key), keys.booking(event.booking_id), self.queue_key],
-            args=[record, self.service.event_ttl_seconds,
-                  self.message(event.booking_id, event.key)],
+            keys=[
+                keys.payment_event(event.key),
+                keys.booking(event.booking_id),
+                self.queue_key,
+                keys.payments(event.booking_id),
+                keys.DEADLINES,
+            ],
+            args=[
+                record,
+                self.service.event_ttl_seconds,
+                self.message(event.booking_id, event.key),
+                event.key,
+                repr(time.time() + self.service.redrive_after_seconds),
+                event.booking_id,
+            ],
         )
         outcome: Literal["enqueued", "unknown_booking"]
         if result == -1:
