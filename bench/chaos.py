@@ -413,7 +413,7 @@ def recovery_seconds(store: Any, kill: Kill) -> list[tuple[float, str]]:
 
 
 def sandbox_argv(port: int, seed: int) -> list[str]:
-    argv = [sys.executable, "-m", "worker.sandbox", "--host", "127.0.0.1", "--port",
+    argv = [sys.executable, "-m", "korus_sandbox", "--host", "127.0.0.1", "--port",
             str(port), "--hold-seconds", "240", "--documents-delay", "5", "--seed", str(seed),
             "--fault", FAULTS]
     help_text = subprocess.run([*argv[:3], "--help"], capture_output=True, text=True,
@@ -437,7 +437,7 @@ def run(options: Options) -> dict[str, Any]:
     web: Proc | None = None
     try:
         wait_http(f"{sandbox_url}/_sandbox/catalog", timeout=60)
-        from worker.sandbox.admin import SandboxAdmin
+        from korus_sandbox.admin import SandboxAdmin
 
         admin = SandboxAdmin(sandbox_url)
         catalog = admin.catalog()

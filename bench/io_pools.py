@@ -47,7 +47,7 @@ def measure(options: Options) -> list[Figure]:
     with private_redis() as url, deployment(
         redis_url=url, sandbox_args=["--fault", f"*:latency_ms={LATENCY_MS}"], label=NAME,
     ) as dep:
-        from worker.sandbox.admin import SandboxAdmin
+        from korus_sandbox.admin import SandboxAdmin
 
         catalog = SandboxAdmin(dep.sandbox_url).catalog()
         for pool, concurrency in configs:

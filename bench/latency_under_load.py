@@ -64,7 +64,7 @@ def measure(options: Options) -> list[Figure]:
         redis_url=url, sandbox_args=["--fault", f"*:latency_ms={LATENCY_MS}"], workers=workers,
         concurrency=concurrency, label=NAME,
     ) as dep:
-        from worker.sandbox.admin import SandboxAdmin
+        from korus_sandbox.admin import SandboxAdmin
 
         driver = Driver(url, url, SandboxAdmin(dep.sandbox_url).catalog())
         try:

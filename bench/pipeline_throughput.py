@@ -89,7 +89,7 @@ def measure(options: Options) -> list[Figure]:
     real_rates: list[float] = []
     incomplete = 0
     with private_redis() as url, deployment(redis_url=url, label=NAME) as dep:
-        from worker.sandbox.admin import SandboxAdmin
+        from korus_sandbox.admin import SandboxAdmin
 
         catalog = SandboxAdmin(dep.sandbox_url).catalog()
         for _ in range(rounds):

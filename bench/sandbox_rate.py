@@ -1,6 +1,6 @@
 """How many requests per second the Korus sandbox sustains (it must never be the bottleneck).
 
-Starts the sandbox in a SUBPROCESS (`python -m worker.sandbox --port 0`, the same
+Starts the sandbox in a SUBPROCESS (`python -m korus_sandbox --port 0`, the same
 interpreter as this script), then hammers it from this process with N threads, each
 holding a `requests.Session` (keep-alive) and repeating the booking mix the worker
 produces: GET the catalog's offers, POST reservations/_bulk (Day Pass, 1 ticket), POST
@@ -36,7 +36,7 @@ JSON_LD = "application/ld+json"
 
 def start_sandbox(python: str, startup_timeout: float) -> tuple[subprocess.Popen[str], str]:
     process = subprocess.Popen(
-        [python, "-m", "worker.sandbox", "--host", "127.0.0.1", "--port", "0"],
+        [python, "-m", "korus_sandbox", "--host", "127.0.0.1", "--port", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,

@@ -103,8 +103,8 @@ def client_addresses(url: str, name: str) -> set[str]:
 
 
 def one_run(count: int, fault_rate: float, timeout: float) -> dict[str, Any]:
+    from korus_sandbox.admin import SandboxAdmin
     from worker.demo.fleet import fault_spec
-    from worker.sandbox.admin import SandboxAdmin
 
     sandbox_args: list[str] = []
     overrides: dict[str, str] = {}

@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
+from korus_sandbox.command import sandbox
 from worker.booking.states import State
 from worker.http.command import web
-from worker.sandbox.command import sandbox
 
 if TYPE_CHECKING:
     from worker.booking.record import Booking

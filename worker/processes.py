@@ -194,7 +194,7 @@ def procfile_proc(
 
 
 def sandbox_proc(port: int, env: Mapping[str, str], *extra: str, log: Path | None = None) -> Proc:
-    argv = [sys.executable, "-m", "worker.sandbox", "--host", "127.0.0.1", "--port", str(port)]
+    argv = [sys.executable, "-m", "korus_sandbox", "--host", "127.0.0.1", "--port", str(port)]
     return Proc("sandbox", [*argv, *extra], env, log)
 
 

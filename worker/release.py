@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from worker.observability import scrub_text
+from worker.observability.scrub import scrub_text
 from worker.settings import Settings
 
 CHECK_TIMEOUT_SECONDS = 5.0

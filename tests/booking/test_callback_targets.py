@@ -18,8 +18,9 @@ from typing import Any
 import pytest
 import redis
 
-from tests.ops.support import RecordingEnqueuer, make_booking, make_context, ops_settings
-from tests.support.receiver import Receiver, receiver
+from tests.factories import RecordingEnqueuer
+from tests.ops.support import make_booking, make_context, ops_settings
+from tests.support.receiver import HttpRecorder, recorder
 from worker.booking import callback_transport, keys
 from worker.booking.callback_transport import (
     TargetPolicy,
@@ -111,7 +112,7 @@ def test_a_name_with_any_private_answer_is_refused() -> None:
 def test_the_connection_goes_to_the_checked_address_not_a_second_lookup() -> None:
     """`merchant.test` does not resolve on this machine: the request can only arrive if the
     transport connects to the address its own (injected) lookup checked."""
-    with receiver() as merchant:
+    with recorder() as merchant:
         port = int(merchant.url.rsplit(":", 1)[1])
         lookups: list[str] = []
 
@@ -134,8 +135,8 @@ def test_the_connection_goes_to_the_checked_address_not_a_second_lookup() -> Non
 
 
 @pytest.fixture
-def merchant() -> Iterator[Receiver]:
-    with receiver() as running:
+def merchant() -> Iterator[HttpRecorder]:
+    with recorder() as running:
         yield running
 
 
@@ -151,7 +152,7 @@ def _booking_with(ctx: Any, url: str) -> str:
 
 
 def test_refused_callback_targets_get_nothing_and_raise_an_alert(
-    redis_client: redis.Redis, redis_url: str, merchant: Receiver,
+    redis_client: redis.Redis, redis_url: str, merchant: HttpRecorder,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     port = merchant.url.rsplit(":", 1)[1]
@@ -178,9 +179,9 @@ def test_refused_callback_targets_get_nothing_and_raise_an_alert(
 
 
 def test_a_redirect_is_not_followed(
-    redis_client: redis.Redis, redis_url: str, merchant: Receiver
+    redis_client: redis.Redis, redis_url: str, merchant: HttpRecorder
 ) -> None:
-    with receiver("127.0.0.2") as inner:
+    with recorder("127.0.0.2") as inner:
         merchant.status_for = lambda n: 302
         merchant.answer_headers = {"Location": inner.url + "/internal"}
         # The merchant's own address is exempt here; the redirect target is not, and
@@ -201,7 +202,7 @@ def test_a_redirect_is_not_followed(
 
 
 def test_an_exempt_network_is_delivered_to(
-    redis_client: redis.Redis, redis_url: str, merchant: Receiver
+    redis_client: redis.Redis, redis_url: str, merchant: HttpRecorder
 ) -> None:
     ctx = _context(redis_client, redis_url, callback_allowed_networks=["127.0.0.0/8"])
     booking_id = _booking_with(ctx, merchant.url + "/hooks")

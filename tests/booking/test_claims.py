@@ -13,7 +13,9 @@ from typing import Any
 import pytest
 import redis
 
-from tests.ops.support import RecordingEnqueuer, make_booking, make_context, ops_settings
+from korus_sandbox.admin import SandboxAdmin
+from tests.factories import RecordingEnqueuer
+from tests.ops.support import make_booking, make_context, ops_settings
 from tests.support.booking import request_for
 from worker.booking import keys
 from worker.booking.context import StepContext
@@ -28,7 +30,6 @@ from worker.booking.store import Change
 from worker.booking.sweep import sweep
 from worker.korus.auth import SharedTokenProvider
 from worker.korus.client import KorusClient
-from worker.sandbox.admin import SandboxAdmin
 
 RESERVE = "POST /v1/booking/reservations/_bulk"
 

@@ -31,6 +31,9 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+from korus_sandbox.admin import SandboxAdmin
+from korus_sandbox.errors import SANDBOX_ALREADY_ORDERED_CODE
+from korus_sandbox.faults import FAULT_KINDS
 from tests.support.booking import request_for
 from worker.booking.context import RetryLater, StepContext
 from worker.booking.deadlines import DeadlinePolicy
@@ -52,9 +55,6 @@ from worker.korus.errors import (
     KorusRejectedError,
     KorusTransientError,
 )
-from worker.sandbox.admin import SandboxAdmin
-from worker.sandbox.errors import SANDBOX_ALREADY_ORDERED_CODE
-from worker.sandbox.faults import FAULT_KINDS
 from worker.settings import Settings
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from tests.support.booking import CUSTOMER
+from tests.factories import booking_in
 from worker.booking.ordering import (
     after_reconcile,
     claim,
@@ -14,32 +14,14 @@ from worker.booking.ordering import (
     record_orders,
     resolve_refusal,
 )
-from worker.booking.record import Booking, Customer, HeldReservation, PlacedOrder, utcnow
+from worker.booking.record import Booking, PlacedOrder, utcnow
 from worker.booking.states import State
 
 LEASE = timedelta(seconds=30)
 
 
 def paid_booking(holds: int = 2) -> Booking:
-    now = utcnow()
-    return Booking(
-        id="bk_rules",
-        external_reference="R",
-        created_at=now,
-        updated_at=now,
-        items=[],
-        customer=Customer(**CUSTOMER),
-        state=State.PAID,
-        reservations=[
-            HeldReservation(
-                id=f"r{n}",
-                iri=f"/v1/booking/reservations/r{n}",
-                expires_at=now + timedelta(minutes=10),
-                total_incl_tax=40,
-            )
-            for n in range(holds)
-        ],
-    )
+    return booking_in(State.PAID, holds=holds)
 
 
 def order_for(n: int) -> PlacedOrder:

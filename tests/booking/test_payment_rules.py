@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-from decimal import Decimal
-
 import pytest
 import redis
 
-from tests.support.booking import CUSTOMER
+from tests.factories import HOLD_TOTAL, RecordingEnqueuer, booking_in
 from worker.booking.payment import apply_payment
-from worker.booking.record import Booking, Customer, HeldReservation, Payment, utcnow
+from worker.booking.record import Booking, Payment, utcnow
 from worker.booking.service import BookingConflictError, BookingService
 from worker.booking.states import State
 from worker.booking.store import BookingStore
-
-
-class Sent:
-    def __init__(self) -> None:
-        self.calls: list[str] = []
-
-    def __getattr__(self, name: str) -> object:
-        return lambda *args, **kwargs: self.calls.append(name)
 
 
 def payment(amount: int = 4000) -> Payment:
@@ -36,26 +25,7 @@ def payment(amount: int = 4000) -> Payment:
 
 
 def booking(state: State, *, expires_in: float = 600) -> Booking:
-    now = utcnow()
-    holds = [
-        HeldReservation(
-            id="r",
-            iri="/v1/booking/reservations/r",
-            expires_at=now + timedelta(seconds=expires_in),
-            total_incl_tax=Decimal("40.00"),
-        )
-    ]
-    return Booking(
-        id="bk_pay",
-        external_reference="R",
-        created_at=now,
-        updated_at=now,
-        items=[],
-        customer=Customer(**CUSTOMER),
-        state=state,
-        reservations=holds if state == State.AWAITING_PAYMENT else [],
-        total_incl_tax=Decimal("40.00"),
-    )
+    return booking_in(state, expires_in=expires_in, total_incl_tax=HOLD_TOTAL)
 
 
 def test_payment_for_a_lapsed_hold_not_yet_swept_starts_a_rescue(
@@ -74,7 +44,9 @@ def test_payment_for_a_lapsed_hold_not_yet_swept_starts_a_rescue(
 
 def test_a_booking_with_money_pending_cannot_be_cancelled(redis_client: redis.Redis) -> None:
     store = BookingStore(redis_client, retention_seconds=600)
-    service = BookingService(store, Sent(), event_ttl_seconds=60, policy="all_or_nothing")
+    service = BookingService(
+        store, RecordingEnqueuer(), event_ttl_seconds=60, policy="all_or_nothing"
+    )
     reserving = booking(State.RESERVING)
     store.create(reserving, reason="created")
     store.update(reserving.id, lambda b: apply_payment(b, payment(), utcnow()))

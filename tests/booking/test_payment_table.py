@@ -5,16 +5,14 @@ the real store and BookingService, on the real Redis."""
 from __future__ import annotations
 
 import itertools
-from datetime import timedelta
-from decimal import Decimal
 from typing import Any
 
 import pytest
 import redis
 
-from tests.support.booking import CUSTOMER
+from tests.factories import RecordingEnqueuer, booking_in
 from worker.booking.payment import apply_payment
-from worker.booking.record import Booking, Customer, HeldReservation, Payment, utcnow
+from worker.booking.record import Booking, Payment, utcnow
 from worker.booking.requests import PaymentEvent
 from worker.booking.service import BookingConflictError, BookingService
 from worker.booking.states import State
@@ -24,31 +22,13 @@ _ids = itertools.count()
 S = State
 
 
-class Sent:
-    def __init__(self) -> None:
-        self.calls: list[str] = []
-
-    def __getattr__(self, name: str) -> object:
-        return lambda *args, **kwargs: self.calls.append(name)
-
-
 def make(state: State, *, hold: str = "live", rescue: bool = False) -> Booking:
-    now = utcnow()
-    expires = now + timedelta(seconds=600 if hold == "live" else -5)
     held = state not in (S.RECEIVED, S.RESERVING, S.RESERVATION_FAILED)
-    return Booking(
-        id=f"bk_table{next(_ids)}",
-        external_reference="T",
-        created_at=now,
-        updated_at=now,
-        items=[{"offer": "/o", "quantity": 1}],
-        customer=Customer(**CUSTOMER),
-        state=state,
-        reservations=[
-            HeldReservation(id="r", iri="/v1/booking/reservations/r", expires_at=expires,
-                            total_incl_tax=Decimal("40.00"))
-        ] if held else [],
-        total_incl_tax=Decimal("40.00") if held else None,
+    return booking_in(
+        state,
+        prefix="bk_table",
+        holds=1 if held else 0,
+        expires_in=600 if hold == "live" else -5,
         rescue=rescue,
         payment=_payment("pi_old") if state in PAID_LIKE else None,
     )
@@ -66,7 +46,8 @@ def _payment(payment_id: str = "pi_new", amount: int = 4000) -> Payment:
 @pytest.fixture
 def parts(redis_client: redis.Redis) -> tuple[BookingStore, BookingService]:
     store = BookingStore(redis_client, retention_seconds=600)
-    return store, BookingService(store, Sent(), event_ttl_seconds=60, policy="all_or_nothing")
+    enqueue = RecordingEnqueuer()
+    return store, BookingService(store, enqueue, event_ttl_seconds=60, policy="all_or_nothing")
 
 
 def put(store: BookingStore, booking: Booking) -> Booking:

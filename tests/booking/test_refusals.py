@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import redis
 
+from korus_sandbox.admin import SandboxAdmin
 from tests.support.booking import pay, request_for, wait_for
 from worker.booking.context import RetryLater, StepContext
 from worker.booking.deadlines import DeadlinePolicy
@@ -30,7 +31,6 @@ from worker.booking.states import State
 from worker.booking.store import BookingStore
 from worker.korus.auth import SharedTokenProvider
 from worker.korus.client import KorusClient
-from worker.sandbox.admin import SandboxAdmin
 from worker.settings import Settings
 
 ORDERS = "POST /v1/booking/orders/_bulk"

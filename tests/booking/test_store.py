@@ -2,37 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
 import redis
 
-from tests.support.booking import CUSTOMER
+from tests.factories import booking_in
 from worker.booking import keys
-from worker.booking.record import Booking, Customer, HeldReservation, utcnow
+from worker.booking.record import Booking
 from worker.booking.states import State
 from worker.booking.store import BookingStore, Change, ConcurrentUpdateError
 
 
 def held_booking(booking_id: str) -> Booking:
-    now = utcnow()
-    return Booking(
-        id=booking_id,
-        external_reference="R",
-        created_at=now,
-        updated_at=now,
-        items=[],
-        customer=Customer(**CUSTOMER),
-        state=State.AWAITING_PAYMENT,
-        reservations=[
-            HeldReservation(
-                id="r",
-                iri="/v1/booking/reservations/r",
-                expires_at=now + timedelta(minutes=15),
-                total_incl_tax=40,
-            )
-        ],
-    )
+    return booking_in(State.AWAITING_PAYMENT, id=booking_id, expires_in=15 * 60)
 
 
 def cancel(booking: Booking) -> Change | None:

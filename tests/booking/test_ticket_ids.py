@@ -17,26 +17,21 @@ from typing import Any
 import pytest
 import redis
 
+from tests.factories import RecordingEnqueuer, booking_in
 from tests.korus.conftest import static_client
 from tests.korus.scripted_server import Reply, ScriptedServer
-from tests.support.booking import CUSTOMER
 from tests.support.shapes import example
 from worker.booking.context import StepContext
 from worker.booking.deadlines import DeadlinePolicy
 from worker.booking.documents import fetch_documents
 from worker.booking.ordering import placed_from
-from worker.booking.record import Booking, Customer, HeldReservation
+from worker.booking.record import Booking, HeldReservation
 from worker.booking.states import State
 from worker.booking.store import BookingStore
 from worker.korus.models import BulkOrderResult
 from worker.settings import Settings
 
 ORDER_ID = "0194b132-448c-7d1b-bb13-f8e09ae5c18f"
-
-
-class NoQueue:
-    def __getattr__(self, name: str) -> Any:
-        return lambda *args, **kwargs: None
 
 
 def documented_order(named: bool) -> dict[str, Any]:
@@ -64,16 +59,12 @@ def ordered_booking(store: BookingStore) -> Booking:
     placed = placed_from(answer.orders[0])
     assert placed is not None and placed.tickets[0].id is None
     now = datetime.now(UTC)
-    booking = Booking(
+    booking = booking_in(
+        State.ORDERED,
+        now=now,
         id="bk_ticket_ids",
-        external_reference="T",
-        created_at=now,
-        updated_at=now,
-        items=[],
-        customer=Customer(**CUSTOMER),
         beneficiaries=[{"firstname": "Ada", "lastname": "Lovelace"}],
         language="fr",
-        state=State.ORDERED,
         reservations=[
             HeldReservation(id="r", iri=placed.reservation, expires_at=now, total_incl_tax=80)
         ],
@@ -87,7 +78,7 @@ def context(redis_client: redis.Redis, korus: ScriptedServer) -> StepContext:
     store = BookingStore(redis_client, retention_seconds=3600, deadline_policy=DeadlinePolicy())
     settings = Settings(redis_url="redis://unused", korus_base_url=korus.url, korus_token="t")
     client = static_client(korus.url, "t")
-    return StepContext(settings, redis_client, store, NoQueue(), lambda: client)
+    return StepContext(settings, redis_client, store, RecordingEnqueuer(), lambda: client)
 
 
 def test_blank_node_tickets_are_read_from_the_order_then_patched_at_their_real_path(

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
+from korus_sandbox.admin import SandboxAdmin
+from korus_sandbox.server import SandboxConfig, start_sandbox
 from worker.booking.requests import BookingRequest
 from worker.demo.bookings import LATE_DOCUMENTS, NAMED_PASS, demo_bodies, demo_products
-from worker.sandbox.admin import SandboxAdmin
-from worker.sandbox.server import SandboxConfig, start_sandbox
 
 BUNDLE = "/v1/ticketing/catalogs/c1/offers/b1"
 FIRST, SECOND = f"{BUNDLE}/tickets/t1", f"{BUNDLE}/tickets/t2"

@@ -18,7 +18,9 @@ import requests
 import standardwebhooks
 import stripe
 
-from worker.booking.record import Booking, Customer, HeldReservation
+from tests.factories import booking_in
+from tests.support.broker import Message, broker_messages
+from worker.booking.record import Booking
 from worker.booking.service import new_booking_id
 from worker.booking.states import State
 from worker.booking.store import BookingStore
@@ -119,24 +121,13 @@ def held_booking(
     **fields: Any,
 ) -> Booking:
     """A booking written straight into the store, as if a worker had reserved it."""
-    now = datetime.now(UTC)
-    booking = Booking(
+    booking = booking_in(
+        state,
         id=new_booking_id(),
         external_reference="HTTP-TEST",
-        created_at=now,
-        updated_at=now,
         items=[{"offer": "/v1/offers/1", "quantity": 1, "ticketSessions": []}],
-        customer=Customer.model_validate(CUSTOMER),
-        state=state,
-        reservations=[
-            HeldReservation(
-                id="r1",
-                iri="/v1/booking/reservations/r1",
-                expires_at=datetime.fromtimestamp(now.timestamp() + 900, UTC),
-                total_incl_tax=total,
-            )
-        ],
-        total_incl_tax=total,
+        expires_in=900,
+        hold_total=total,
         **fields,
     )
     assert store_for(client).create(booking, reason="written by the test")
@@ -207,32 +198,7 @@ def payments_headers(
     }
 
 
-# -- the broker -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Message:
-    queue: str
-    task: str
-    args: list[Any]
-    kwargs: dict[str, Any]
-
-
-def broker_messages(client: redis.Redis) -> list[Message]:
-    """Every task message waiting on the broker (kombu keeps each queue as a Redis list,
-    priority levels as `queue:N` lists). Every list key outside the booking keyspace is
-    read, so a message on an unexpected queue is seen too."""
-    found: list[Message] = []
-    for key in client.scan_iter(count=1000):
-        name = key.decode() if isinstance(key, bytes) else str(key)
-        if name.startswith("bw:") or client.type(name) not in ("list", b"list"):
-            continue
-        for raw in client.lrange(name, 0, -1):  # type: ignore[union-attr]
-            message = json.loads(raw)
-            body = json.loads(base64.b64decode(message["body"]))
-            args, kwargs = body[0], body[1]
-            found.append(Message(name, message["headers"]["task"], args, kwargs))
-    return found
+# -- the broker (messages read by tests/support/broker.py) --------------------------
 
 
 def tasks_for(client: redis.Redis, booking_id: str, task: str | None = None) -> list[Message]:

@@ -8,11 +8,11 @@ import time
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
 
+from korus_sandbox.admin import SandboxAdmin
 from tests.http.helpers import (
     WebServer,
     merchant_session,
@@ -21,9 +21,8 @@ from tests.http.helpers import (
     stripe_headers,
     web_env,
 )
-from tests.support.booking import request_for
+from tests.support.booking import request_for, wait_for_state
 from worker.processes import Proc
-from worker.sandbox.admin import SandboxAdmin
 
 
 @pytest.fixture(scope="module")
@@ -38,19 +37,6 @@ def web_and_worker(
     server = WebServer(web_env(redis_url, deployment_env), log).start()
     yield server
     server.stop()
-
-
-def wait_for_state(
-    api: requests.Session, url: str, states: set[str], timeout: float
-) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    view: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        view = api.get(url, timeout=10).json()
-        if view["state"] in states:
-            return view
-        time.sleep(0.2)
-    raise AssertionError(f"still {view.get('state')} after {timeout}s: {view.get('timeline')}")
 
 
 def test_a_booking_paid_through_a_stripe_webhook_completes_with_documents(

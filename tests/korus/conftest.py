@@ -12,11 +12,8 @@ from tests.korus.scripted_server import ScriptedServer
 from worker.korus import KorusClient, SharedTokenProvider, StaticTokenProvider
 
 if TYPE_CHECKING:
-    from worker.sandbox.admin import SandboxAdmin
-    from worker.sandbox.server import Sandbox
-
-TOKEN_CALL = "POST /realms/korusticket/protocol/openid-connect/token"
-
+    from korus_sandbox.admin import SandboxAdmin
+    from korus_sandbox.server import Sandbox
 
 @pytest.fixture
 def server() -> Iterator[ScriptedServer]:
@@ -27,7 +24,7 @@ def server() -> Iterator[ScriptedServer]:
 
 @pytest.fixture(scope="session")
 def sandbox() -> Iterator[Sandbox]:
-    from worker.sandbox.server import SandboxConfig, start_sandbox
+    from korus_sandbox.server import SandboxConfig, start_sandbox
 
     running = start_sandbox(
         SandboxConfig(
@@ -46,7 +43,7 @@ def sandbox() -> Iterator[Sandbox]:
 @pytest.fixture
 def admin(sandbox: Sandbox) -> Iterator[SandboxAdmin]:
     """The sandbox admin, reset before the test and with no faults after it."""
-    from worker.sandbox.admin import SandboxAdmin
+    from korus_sandbox.admin import SandboxAdmin
 
     sandbox_admin = SandboxAdmin(sandbox.url)
     sandbox_admin.reset()

@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING
 import pytest
 import redis
 
-from tests.korus.conftest import TOKEN_CALL, static_client
+from tests.korus.conftest import static_client
 from tests.korus.scripted_server import Reply, ScriptedServer
+from tests.support.korus import TOKEN_CALL
 from worker.korus import (
     KorusAuthError,
     KorusClient,
@@ -23,8 +24,8 @@ from worker.korus.auth import CachedToken
 from worker.settings import Settings
 
 if TYPE_CHECKING:
-    from worker.sandbox.admin import SandboxAdmin
-    from worker.sandbox.server import Sandbox
+    from korus_sandbox.admin import SandboxAdmin
+    from korus_sandbox.server import Sandbox
 
 KEY = "bw:korus:token"
 GRANT = {

@@ -7,12 +7,12 @@ from typing import Any
 import pytest
 import redis
 
+from korus_sandbox.admin import SandboxAdmin
+from korus_sandbox.server import SandboxConfig, start_sandbox
 from worker.korus.auth import SharedTokenProvider
 from worker.korus.client import KorusClient
 from worker.korus.errors import KorusNotFoundError, KorusTransientError
 from worker.korus.stats import KORUS_STATS, RedisCallStats, bucket_of, endpoint_template
-from worker.sandbox.admin import SandboxAdmin
-from worker.sandbox.server import SandboxConfig, start_sandbox
 
 
 def test_endpoint_templates_hide_ids_and_queries() -> None:

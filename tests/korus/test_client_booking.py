@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import requests
 
+from tests.support.booking import reservation_item as item
 from worker.korus import (
     Beneficiary,
     Customer,
@@ -23,19 +24,9 @@ from worker.korus import (
 )
 
 if TYPE_CHECKING:
-    from worker.sandbox.admin import SandboxAdmin
+    from korus_sandbox.admin import SandboxAdmin
 
 CUSTOMER = Customer(firstname="Ada", lastname="Lovelace", email="ada@example.com", language="en")
-
-
-def item(entry: dict[str, Any], quantity: int = 1) -> dict[str, Any]:
-    """A plain-dict reservation item for a date-access product."""
-    ticket = entry["tickets"][0]
-    return {
-        "offer": entry["offer"],
-        "quantity": quantity,
-        "ticketSessions": [{"ticket": ticket}] * quantity,
-    }
 
 
 def reserve_one(client: KorusClient, entry: dict[str, Any]) -> str:

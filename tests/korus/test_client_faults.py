@@ -19,7 +19,7 @@ from worker.korus import (
 )
 
 if TYPE_CHECKING:
-    from worker.sandbox.admin import SandboxAdmin
+    from korus_sandbox.admin import SandboxAdmin
 
 ORDERS = "POST /v1/booking/orders/_bulk"
 RESERVATIONS = "POST /v1/booking/reservations/_bulk"

@@ -10,6 +10,7 @@ from email.utils import formatdate
 import pytest
 import requests
 
+from tests.factories import RotatingTokens
 from tests.korus.conftest import static_client
 from tests.korus.scripted_server import DROP, Reply, ScriptedServer
 from tests.support.redis_server import free_port
@@ -31,22 +32,6 @@ from worker.korus.transport import parse_retry_after
 
 ORDER = {"@id": "/v1/booking/orders/o1", "id": "o1", "status": "confirmed"}
 CUSTOMER = {"firstname": "Ada", "lastname": "Lovelace", "email": "ada@example.com"}
-
-
-class RotatingTokens:
-    """Hands out t1, t2, ... ; a new one only after the current one is invalidated."""
-
-    def __init__(self) -> None:
-        self.number = 1
-        self.invalidated: list[str] = []
-
-    def token(self) -> str:
-        return f"t{self.number}"
-
-    def invalidate(self, token: str) -> None:
-        self.invalidated.append(token)
-        if token == f"t{self.number}":
-            self.number += 1
 
 
 def test_requests_carry_json_ld_headers_language_and_bearer(server: ScriptedServer) -> None:

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.ops.support import HttpRecorder, recorder
+from tests.support.receiver import HttpRecorder, recorder
 
 
 @pytest.fixture(scope="module")

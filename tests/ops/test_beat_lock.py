@@ -8,7 +8,6 @@ list per priority step); its `origin` header names the process that sent it.
 
 from __future__ import annotations
 
-import json
 import signal
 import time
 from collections import Counter
@@ -19,6 +18,7 @@ import pytest
 import redis
 
 from tests.ops.support import log_tail, wait_until
+from tests.support.broker import broker_messages
 from worker.processes import Proc, beat_proc, service_env
 
 LOCK_TIMEOUT = 5
@@ -53,13 +53,10 @@ def start_beat(beats: list[Proc], env: dict[str, str], tmp_path: Path) -> Proc:
 def sweeps_by_sender(client: redis.Redis) -> Counter[int]:
     """booking.sweep messages waiting in the maintenance queue, per sending process id."""
     senders: Counter[int] = Counter()
-    for name in client.scan_iter("maintenance*"):
-        if client.type(name) != b"list":
-            continue
-        for raw in client.lrange(name, 0, -1):
-            headers = json.loads(raw)["headers"]
-            if headers["task"] == "booking.sweep":
-                senders[int(headers["origin"].split("@")[0].removeprefix("gen"))] += 1
+    for message in broker_messages(client, "maintenance"):
+        if message.task == "booking.sweep":
+            origin = message.headers["origin"]
+            senders[int(origin.split("@")[0].removeprefix("gen"))] += 1
     return senders
 
 

@@ -13,7 +13,8 @@ import pytest
 import redis
 from click.testing import CliRunner
 
-from tests.ops.support import CUSTOMER, make_booking
+from tests.ops.support import make_booking
+from tests.support.booking import CUSTOMER
 from worker.booking.deadlines import DeadlinePolicy
 from worker.booking.record import Booking, utcnow
 from worker.booking.states import State

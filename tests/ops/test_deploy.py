@@ -104,7 +104,7 @@ def test_sweep_schedule_carries_expires_and_a_minutely_monitor(redis_url: str) -
 
 
 def test_sentry_crons_skip_only_the_sub_minute_entry(redis_url: str) -> None:
-    from worker.observability import unmonitored_beat_entries
+    from worker.observability.sentry import unmonitored_beat_entries
 
     excluded = unmonitored_beat_entries(ops_settings(redis_url, sweep_interval_seconds=15))
     assert match_regex_list("booking.sweep", excluded)

@@ -116,6 +116,18 @@ def test_dockerfile_pins_dependencies_from_the_constraints_file() -> None:
                 assert (ROOT / source).exists(), source
 
 
+def test_dockerfile_copies_every_package_the_distribution_installs() -> None:
+    # `booking-worker sandbox` in compose.yaml needs korus_sandbox/ in the image too.
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    packages = {p.rstrip("*") for p in config["tool"]["setuptools"]["packages"]["find"]["include"]}
+    copied = set()
+    for instruction in dockerfile().structure:
+        if instruction["instruction"] == "COPY" and "--from" not in instruction["value"]:
+            *sources, _target = instruction["value"].split()
+            copied.update(s.rstrip("/") for s in sources)
+    assert packages <= copied, packages - copied
+
+
 def test_dockerfile_default_command_is_a_procfile_line() -> None:
     command = json.loads(dockerfile().cmd or "[]") if dockerfile().cmd else []
     assert " ".join(command) in procfile().values()

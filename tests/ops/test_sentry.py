@@ -16,24 +16,20 @@ import pytest
 import redis
 import sentry_sdk
 
-from tests.ops.support import CUSTOMER, HttpRecorder, make_booking, ops_settings, wait_until
+from tests.ops.support import make_booking, ops_settings, wait_until
+from tests.support.booking import CUSTOMER
 from tests.support.deployment import WORKER_SETTINGS
+from tests.support.receiver import HttpRecorder
 from worker.alerts import alert
 from worker.app import app
 from worker.booking import keys
 from worker.booking.record import utcnow
 from worker.booking.states import State
 from worker.enqueue import CeleryEnqueuer
-from worker.observability import (
-    ContextFilter,
-    JsonFormatter,
-    TextFormatter,
-    booking_context,
-    init_sentry,
-    scrub_text,
-    shutdown_sentry,
-    task_started,
-)
+from worker.observability.logs import ContextFilter, JsonFormatter, TextFormatter, booking_context
+from worker.observability.scrub import scrub_text
+from worker.observability.sentry import init_sentry, shutdown_sentry
+from worker.observability.wiring import task_started
 from worker.processes import Proc
 
 TOKEN = "korus-access-token-5f1d2c9a7b"

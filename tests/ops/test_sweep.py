@@ -6,7 +6,6 @@ the enqueuer records calls, except where the broker itself is the point.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections import Counter
@@ -15,13 +14,14 @@ from datetime import datetime, timedelta
 import pytest
 import redis
 
+from tests.factories import RecordingEnqueuer
 from tests.ops.support import (
-    RecordingEnqueuer,
     make_booking,
     make_context,
     ops_settings,
     pending_documents,
 )
+from tests.support import broker
 from worker.app import app
 from worker.booking import keys
 from worker.booking.context import StepContext
@@ -131,8 +131,7 @@ def test_urgent_create_order_goes_to_the_head_of_the_payments_queue(
     assert sweep(ctx) == Counter({"hurried": 1})
 
     def queued(name: str) -> list[tuple[str, int]]:
-        messages = [json.loads(raw) for raw in redis_client.lrange(name, 0, -1)]
-        return [(m["headers"]["argsrepr"], m["properties"]["priority"]) for m in messages]
+        return [(m.headers["argsrepr"], m.priority) for m in broker.queued(redis_client, name)]
 
     assert queued("payments") == [(repr([paid.id]), 0)]
     assert queued("payments:3") == [("['bk_ordinary']", 5)]

@@ -13,15 +13,16 @@ import pytest
 from celery.schedules import crontab
 from redbeat import RedBeatSchedulerEntry
 
-from tests.ops.support import HttpRecorder, log_tail, wait_until
+from korus_sandbox.admin import SandboxAdmin
+from tests.ops.support import log_tail, wait_until
 from tests.support.booking import request_for, wait_for
 from tests.support.deployment import WORKER_SETTINGS
+from tests.support.receiver import HttpRecorder
 from worker.app import app
 from worker.booking.record import utcnow
 from worker.booking.service import BookingService
 from worker.booking.states import State
 from worker.processes import Proc, beat_proc
-from worker.sandbox.admin import SandboxAdmin
 
 HOLD_SECONDS = 8
 CANCEL_MARGIN = 4

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import pytest
 
+from korus_sandbox.shapes import SHAPES
 from tests.support.backends import Backends, unavailable
 from tests.support.rabbitmq import rabbitmq_available, rabbitmq_vhost
 from tests.support.redis_cluster import cluster_available, redis_cluster
-from worker.sandbox.shapes import SHAPES
 
 FLEETS = ["redis", "rabbitmq", "redis-cluster"]
 _ONLY_SHAPES = os.environ.get("SANDBOX_SHAPES")

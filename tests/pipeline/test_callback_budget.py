@@ -15,8 +15,9 @@ from datetime import datetime, timedelta
 import pytest
 import redis
 
-from tests.ops.support import RecordingEnqueuer, make_booking, make_context, ops_settings
-from tests.support.receiver import Receiver, receiver
+from tests.factories import RecordingEnqueuer
+from tests.ops.support import make_booking, make_context, ops_settings
+from tests.support.receiver import HttpRecorder, recorder
 from worker.booking import keys
 from worker.booking.callbacks import callback_delay, deliver, schedule_span
 from worker.booking.context import StepContext
@@ -27,8 +28,8 @@ from worker.settings import Settings
 
 
 @pytest.fixture
-def merchant() -> Iterator[Receiver]:
-    with receiver() as running:
+def merchant() -> Iterator[HttpRecorder]:
+    with recorder() as running:
         yield running
 
 
@@ -70,7 +71,7 @@ def test_default_schedule_spans_more_than_a_day() -> None:
 
 
 def test_a_failing_merchant_gets_max_attempts_then_one_alert(
-    ctx: StepContext, merchant: Receiver, caplog: pytest.LogCaptureFixture
+    ctx: StepContext, merchant: HttpRecorder, caplog: pytest.LogCaptureFixture
 ) -> None:
     merchant.status_for = lambda n: 503
     start = ctx.now()
@@ -106,7 +107,7 @@ def test_a_failing_merchant_gets_max_attempts_then_one_alert(
 
 
 def test_a_callback_being_sent_is_not_sent_again_until_its_lease_lapses(
-    ctx: StepContext, merchant: Receiver
+    ctx: StepContext, merchant: HttpRecorder
 ) -> None:
     start = ctx.now()
     booking = make_booking(State.AWAITING_PAYMENT, now=start, callback_url=merchant.url + "/h")

@@ -12,7 +12,7 @@ from standardwebhooks import Webhook
 
 from tests.support.booking import pay, request_for, wait_for
 from tests.support.deployment import WORKER_SETTINGS
-from tests.support.receiver import Receiver, receiver
+from tests.support.receiver import HttpRecorder, recorder
 from worker.booking.service import BookingService
 from worker.booking.states import State
 
@@ -26,13 +26,13 @@ def worker_settings() -> dict[str, str]:
 
 
 @pytest.fixture
-def merchant() -> Iterator[Receiver]:
-    with receiver() as running:
+def merchant() -> Iterator[HttpRecorder]:
+    with recorder() as running:
         yield running
 
 
 def test_callbacks_are_signed_and_a_failing_endpoint_is_retried_without_blocking(
-    service: BookingService, catalog: dict[str, Any], merchant: Receiver
+    service: BookingService, catalog: dict[str, Any], merchant: HttpRecorder
 ) -> None:
     merchant.status_for = lambda n: 500 if n == 0 else 200  # first delivery fails
     request = request_for(catalog, "Day Pass", callbackUrl=merchant.url + "/hooks")
@@ -56,7 +56,7 @@ def test_callbacks_are_signed_and_a_failing_endpoint_is_retried_without_blocking
 
 
 def test_tampered_callback_fails_verification(
-    service: BookingService, catalog: dict[str, Any], merchant: Receiver
+    service: BookingService, catalog: dict[str, Any], merchant: HttpRecorder
 ) -> None:
     booking = service.start_booking(
         request_for(catalog, "Broken Subsystem Ride", callbackUrl=merchant.url)

@@ -21,13 +21,13 @@ from typing import Any
 import pytest
 import redis
 
+from korus_sandbox.admin import SandboxAdmin
 from tests.support.booking import orders_for, pay, request_for, wait_for
-from tests.support.receiver import Receiver, receiver
+from tests.support.receiver import HttpRecorder, recorder
 from worker.booking import keys
 from worker.booking.service import BookingService
 from worker.booking.states import State
 from worker.processes import Proc, beat_proc, worker_proc
-from worker.sandbox.admin import SandboxAdmin
 
 RESERVE = "POST /v1/booking/reservations/_bulk"
 ORDERS = "POST /v1/booking/orders/_bulk"
@@ -74,13 +74,13 @@ def worker_settings() -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def merchant() -> Iterator[Receiver]:
-    with receiver() as running:
+def merchant() -> Iterator[HttpRecorder]:
+    with recorder() as running:
         yield running
 
 
 @pytest.fixture(scope="module")
-def fleet(deployment_env: dict[str, str], merchant: Receiver,
+def fleet(deployment_env: dict[str, str], merchant: HttpRecorder,
           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     # The merchant is a loopback receiver over plain HTTP: exempt it from the SSRF rules.
     env = {
@@ -121,7 +121,7 @@ def poll(check: Any, timeout: float, what: str) -> Any:
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def start(service: BookingService, catalog: dict[str, Any], merchant: Receiver,
+def start(service: BookingService, catalog: dict[str, Any], merchant: HttpRecorder,
           count: int = 2) -> list[str]:
     request = request_for(catalog, "Day Pass", callbackUrl=merchant.url + "/hooks")
     return [service.start_booking(request).booking.id for _ in range(count)]
@@ -140,7 +140,7 @@ def completed_within(service: BookingService, ids: list[str], killed_at: float) 
 
 def test_killed_in_the_middle_of_reserve(
     service: BookingService, admin: SandboxAdmin, catalog: dict[str, Any], fleet: Fleet,
-    merchant: Receiver,
+    merchant: HttpRecorder,
 ) -> None:
     admin.set_fault(RESERVE, latency_ms=4000)
     ids = start(service, catalog, merchant)
@@ -164,7 +164,7 @@ def test_killed_in_the_middle_of_reserve(
 
 def test_killed_in_the_middle_of_create_order(
     service: BookingService, admin: SandboxAdmin, catalog: dict[str, Any], fleet: Fleet,
-    merchant: Receiver,
+    merchant: HttpRecorder,
 ) -> None:
     ids = start(service, catalog, merchant)
     for booking_id in ids:
@@ -190,7 +190,7 @@ def test_killed_in_the_middle_of_create_order(
 
 def test_killed_in_the_middle_of_fetch_documents(
     service: BookingService, admin: SandboxAdmin, catalog: dict[str, Any], fleet: Fleet,
-    merchant: Receiver,
+    merchant: HttpRecorder,
 ) -> None:
     admin.set_fault(DOCUMENTS, latency_ms=4000)
     ids = start(service, catalog, merchant)
@@ -211,7 +211,7 @@ def test_killed_in_the_middle_of_fetch_documents(
 
 def test_killed_in_the_middle_of_a_merchant_callback(
     redis_url: str, service: BookingService, admin: SandboxAdmin, catalog: dict[str, Any],
-    fleet: Fleet, merchant: Receiver,
+    fleet: Fleet, merchant: HttpRecorder,
 ) -> None:
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     hung: set[str] = set()
@@ -252,7 +252,7 @@ def test_killed_in_the_middle_of_a_merchant_callback(
 
 def test_an_order_endpoint_failing_for_60_seconds_then_recovering_completes_the_booking(
     service: BookingService, admin: SandboxAdmin, catalog: dict[str, Any], fleet: Fleet,
-    merchant: Receiver,
+    merchant: HttpRecorder,
 ) -> None:
     """Finding 1: with every retry policy stopping after Celery's default of 3 retries,
     this booking stayed `order_uncertain` for good (4 POSTs in about 11 s), no alert."""

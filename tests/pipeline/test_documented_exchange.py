@@ -20,6 +20,7 @@ import pytest
 import redis
 import requests
 
+from korus_sandbox.admin import SandboxAdmin
 from tests.http.helpers import (
     WebServer,
     merchant_session,
@@ -29,9 +30,9 @@ from tests.http.helpers import (
     stripe_headers,
     web_env,
 )
+from tests.support.booking import wait_for_state
 from tests.support.shapes import drift, example
 from worker.processes import Proc
-from worker.sandbox.admin import SandboxAdmin
 
 BUNDLE = "Park And Show Bundle"
 
@@ -67,19 +68,6 @@ def documented_items(catalog: dict[str, Any]) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = json.loads(text)
     assert drift([documented["items"]], items) == []  # the same request, shape for shape
     return items
-
-
-def wait_for_state(
-    api: requests.Session, url: str, states: set[str], timeout: float
-) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    view: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        view = api.get(url, timeout=10).json()
-        if view["state"] in states:
-            return view
-        time.sleep(0.2)
-    raise AssertionError(f"still {view.get('state')} after {timeout}s: {view.get('timeline')}")
 
 
 def test_the_documented_exchange_completes_with_one_order_and_a_document(

@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
+from korus_sandbox.admin import SandboxAdmin
+from korus_sandbox.faults import FAULT_KINDS
 from tests.support.backends import Backends
 from tests.support.booking import orders_by_reservation, orders_for, pay, request_for, wait_for
 from worker.booking.service import BookingService
 from worker.booking.states import State
-from worker.sandbox.admin import SandboxAdmin
-from worker.sandbox.faults import FAULT_KINDS
 
 
 @pytest.fixture(scope="module")

@@ -18,8 +18,9 @@ import pytest
 import redis
 from redis.cluster import RedisCluster
 
+from korus_sandbox.server import SandboxConfig, start_sandbox
+from tests.factories import RecordingEnqueuer
 from tests.ops.support import (
-    RecordingEnqueuer,
     log_tail,
     make_booking,
     make_context,
@@ -27,6 +28,8 @@ from tests.ops.support import (
     wait_until,
 )
 from tests.support.backends import flush_redis
+from tests.support.broker import broker_messages
+from tests.support.korus import TOKEN_PATH
 from worker.booking import keys
 from worker.booking.record import utcnow
 from worker.booking.states import State
@@ -35,7 +38,6 @@ from worker.booking.sweep import sweep
 from worker.korus.auth import SharedTokenProvider
 from worker.processes import beat_proc, service_env
 from worker.redis_connect import connect, parse_cluster_url
-from worker.sandbox.server import SandboxConfig, start_sandbox
 
 
 @pytest.fixture
@@ -127,7 +129,7 @@ def test_workers_share_one_korus_token_through_the_cluster(
     cluster: redis.Redis,
 ) -> None:
     with start_sandbox(SandboxConfig(port=0)) as sandbox:
-        url = f"{sandbox.url}/realms/korusticket/protocol/openid-connect/token"
+        url = sandbox.url + TOKEN_PATH
         first = SharedTokenProvider(cluster, url, "sandbox", "sandbox")
         second = SharedTokenProvider(cluster, url, "sandbox", "sandbox")
 
@@ -148,8 +150,7 @@ def test_redbeat_holds_its_lock_in_the_cluster_and_sends_sweeps_to_the_broker(
     beat = beat_proc(env, log=tmp_path / "beat.log").start()
     try:
         def sweeps() -> int:
-            return sum(broker.llen(name) for name in broker.scan_iter("maintenance*")
-                       if broker.type(name) == b"list")
+            return len(broker_messages(broker, "maintenance"))
 
         wait_until(lambda: sweeps() >= 2, 30, f"sweeps from beat\n{log_tail(beat.log_path)}")
         ttl = cluster.pttl("bw:redbeat:lock")

@@ -11,13 +11,13 @@ from typing import Any
 
 import pytest
 
+from korus_sandbox.admin import SandboxAdmin
 from tests.support.backends import Backends
 from tests.support.booking import orders_for, pay, request_for, wait_for
 from tests.support.deployment import WORKER_SETTINGS
 from worker.booking.service import BookingService
 from worker.booking.states import State
 from worker.processes import Proc, worker_proc
-from worker.sandbox.admin import SandboxAdmin
 
 
 @pytest.fixture(scope="module")

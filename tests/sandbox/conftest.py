@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
+from korus_sandbox.admin import SandboxAdmin
+from korus_sandbox.server import Sandbox, SandboxConfig, start_sandbox
 from tests.sandbox.helpers import KorusApi, fetch_token
-from worker.sandbox.admin import SandboxAdmin
-from worker.sandbox.server import Sandbox, SandboxConfig, start_sandbox
 
 
 @pytest.fixture

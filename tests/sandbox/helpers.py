@@ -8,6 +8,8 @@ from typing import Any
 
 import requests
 
+from tests.support.booking import reservation_item
+
 JSON_LD = "application/ld+json"
 MERGE_PATCH = "application/merge-patch+json"
 CUSTOMER = {"firstname": "Ada", "lastname": "Lovelace", "email": "ada@example.com"}
@@ -24,16 +26,25 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 5.0, interval: fl
         time.sleep(interval)
 
 
+def request_token(
+    token_url: str,
+    client_id: str = "sandbox",
+    secret: str = "sandbox",  # noqa: S107
+) -> requests.Response:
+    """The client-credentials token request, answered as it is."""
+    return requests.post(
+        token_url,
+        data={"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret},
+        timeout=5,
+    )
+
+
 def fetch_token(
     token_url: str,
     client_id: str = "sandbox",
     secret: str = "sandbox",  # noqa: S107
 ) -> str:
-    response = requests.post(
-        token_url,
-        data={"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret},
-        timeout=5,
-    )
+    response = request_token(token_url, client_id, secret)
     response.raise_for_status()
     return str(response.json()["access_token"])
 
@@ -68,7 +79,7 @@ class KorusApi:
 
     def reserve_one(self, entry: dict[str, Any], quantity: int = 1) -> dict[str, Any]:
         """Reserve `quantity` tickets of a catalog entry; asserts one reservation came back."""
-        response = self.reserve([item(entry, quantity)])
+        response = self.reserve([reservation_item(entry, quantity)])
         assert response.status_code == 201, response.text
         body = response.json()
         assert len(body["reservations"]) == 1, body
@@ -98,29 +109,6 @@ class KorusApi:
         response = self.get(entry["offer"] + "/availability")
         assert response.status_code == 200, response.text
         return int(response.json()["availableQuantity"])
-
-
-def item(
-    entry: dict[str, Any],
-    quantity: int = 1,
-    session: int | None = None,
-    form_value: str | None = "Doe",
-) -> dict[str, Any]:
-    """A reservation item for a `/_sandbox/catalog` entry (session and form filled in):
-    one entry per ticket of the offer for each unit, in ticket order."""
-    ticket_sessions = []
-    for _ in range(quantity):
-        for offer_ticket in entry["offerTickets"]:
-            ticket: dict[str, Any] = {"ticket": offer_ticket["ticket"]}
-            if offer_ticket["sessions"]:
-                ticket["session"] = offer_ticket["sessions"][session or 0]
-            if offer_ticket["form"] and form_value is not None:
-                ticket["formData"] = {
-                    "form": offer_ticket["form"],
-                    "fields": [{"field": offer_ticket["formFields"][0], "value": form_value}],
-                }
-            ticket_sessions.append(ticket)
-    return {"offer": entry["offer"], "quantity": quantity, "ticketSessions": ticket_sessions}
 
 
 def violation_paths(response: requests.Response) -> list[str]:

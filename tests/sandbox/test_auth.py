@@ -6,9 +6,9 @@ import time
 
 import requests
 
+from korus_sandbox.admin import SandboxAdmin
+from korus_sandbox.server import Sandbox, SandboxConfig, start_sandbox
 from tests.sandbox.helpers import KorusApi, fetch_token, wait_until
-from worker.sandbox.admin import SandboxAdmin
-from worker.sandbox.server import Sandbox, SandboxConfig, start_sandbox
 
 CATALOGS = "/v1/ticketing/catalogs"
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from korus_sandbox.admin import SandboxAdmin
+from korus_sandbox.server import SandboxConfig, start_sandbox
 from tests.sandbox.helpers import KorusApi
-from worker.sandbox.admin import SandboxAdmin
-from worker.sandbox.server import SandboxConfig, start_sandbox
 
 PRODUCTS = {
     "Day Pass": "40.00",

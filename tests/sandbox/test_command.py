@@ -11,8 +11,10 @@ import pytest
 import requests
 from click.testing import CliRunner
 
-from worker.sandbox.command import sandbox
-from worker.sandbox.faults import FaultRule, parse_fault_spec
+from korus_sandbox.command import sandbox
+from korus_sandbox.faults import FaultRule, parse_fault_spec
+from tests.sandbox.helpers import request_token
+from tests.support.korus import TOKEN_PATH
 
 
 def test_fault_specs_parse_into_rules() -> None:
@@ -62,7 +64,7 @@ def test_python_m_serves_with_its_options_until_sigterm() -> None:
         [
             sys.executable,
             "-m",
-            "worker.sandbox",
+            "korus_sandbox",
             "--port",
             "0",
             "--hold-seconds",
@@ -92,15 +94,7 @@ def test_python_m_serves_with_its_options_until_sigterm() -> None:
         assert requests.get(url + "/_sandbox/config", timeout=5).json()["hold_seconds"] == 5.0
         faults = requests.get(url + "/_sandbox/faults", timeout=5).json()["faults"]
         assert [f["latency_ms"] for f in faults] == [1.0]
-        token = requests.post(
-            url + "/realms/korusticket/protocol/openid-connect/token",
-            data={
-                "grant_type": "client_credentials",
-                "client_id": "shop",
-                "client_secret": "pw",
-            },
-            timeout=5,
-        )
+        token = request_token(url + TOKEN_PATH, "shop", "pw")
         assert token.status_code == 200
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=10) == 0

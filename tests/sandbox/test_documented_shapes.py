@@ -14,10 +14,11 @@ from typing import Any
 
 import pytest
 
-from tests.sandbox.helpers import KorusApi, item
+from korus_sandbox.admin import SandboxAdmin
+from korus_sandbox.server import Sandbox, SandboxConfig, start_sandbox
+from tests.sandbox.helpers import KorusApi
+from tests.support.booking import reservation_item as item
 from tests.support.shapes import drift, example
-from worker.sandbox.admin import SandboxAdmin
-from worker.sandbox.server import Sandbox, SandboxConfig, start_sandbox
 
 Catalog = dict[str, dict[str, Any]]
 BUNDLE = "Park And Show Bundle"

@@ -8,8 +8,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import requests
 
+from korus_sandbox.admin import SandboxAdmin
 from tests.sandbox.helpers import KorusApi, violation_paths, wait_until
-from worker.sandbox.admin import SandboxAdmin
 
 Catalog = dict[str, dict[str, Any]]
 BENEFICIARY = {"firstname": "Grace", "lastname": "Hopper", "dateOfBirth": "1906-12-09"}

@@ -8,9 +8,11 @@ from typing import Any
 import pytest
 import requests
 
-from tests.sandbox.helpers import KorusApi, fetch_token, item
-from worker.sandbox.admin import SandboxAdmin
-from worker.sandbox.server import Sandbox, SandboxConfig, start_sandbox
+from korus_sandbox.admin import SandboxAdmin
+from korus_sandbox.server import Sandbox, SandboxConfig, start_sandbox
+from tests.sandbox.helpers import KorusApi, fetch_token, request_token
+from tests.support.booking import reservation_item as item
+from tests.support.korus import TOKEN_CALL
 
 Catalog = dict[str, dict[str, Any]]
 ORDERS = "POST /v1/booking/orders/_bulk"
@@ -126,15 +128,7 @@ def test_star_covers_the_token_route_but_never_the_admin_routes(
     sandbox: Sandbox, admin: SandboxAdmin
 ) -> None:
     admin.set_fault("*", error_rate=1.0)
-    token = requests.post(
-        sandbox.token_url,
-        data={
-            "grant_type": "client_credentials",
-            "client_id": "sandbox",
-            "client_secret": "sandbox",
-        },
-        timeout=5,
-    )
+    token = request_token(sandbox.token_url)
     assert token.status_code == 503
     assert admin.orders() == []
     assert admin.faults()[0]["error_rate"] == 1.0
@@ -174,7 +168,7 @@ def test_reset_clears_faults_and_counts_calls_per_route_template(
     korus.get(order["@id"])
     korus.get(order["@id"])
     calls = admin.calls()
-    assert calls["POST /realms/korusticket/protocol/openid-connect/token"] == 1
+    assert calls[TOKEN_CALL] == 1
     assert calls[RESERVE] == 1
     assert calls[ORDERS] == 1
     assert calls["GET /v1/booking/orders/{id}"] == 2

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
+from korus_sandbox.admin import SandboxAdmin
+from korus_sandbox.errors import SANDBOX_ALREADY_ORDERED_CODE
 from tests.sandbox.helpers import CUSTOMER, KorusApi, violation_paths, wait_until
-from worker.sandbox.admin import SandboxAdmin
-from worker.sandbox.errors import SANDBOX_ALREADY_ORDERED_CODE
 
 Catalog = dict[str, dict[str, Any]]
 

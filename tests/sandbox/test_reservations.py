@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from tests.sandbox.helpers import KorusApi, item, violation_paths, wait_until
-from worker.sandbox.admin import SandboxAdmin
+from korus_sandbox.admin import SandboxAdmin
+from tests.sandbox.helpers import KorusApi, violation_paths, wait_until
+from tests.support.booking import reservation_item as item
 
 Catalog = dict[str, dict[str, Any]]
 RESERVABLE = [

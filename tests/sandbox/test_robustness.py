@@ -13,9 +13,10 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.sandbox.helpers import KorusApi, fetch_token, item
-from worker.sandbox.admin import SandboxAdmin
-from worker.sandbox.server import Sandbox, SandboxConfig, start_sandbox
+from korus_sandbox.admin import SandboxAdmin
+from korus_sandbox.server import Sandbox, SandboxConfig, start_sandbox
+from tests.sandbox.helpers import KorusApi, fetch_token
+from tests.support.booking import reservation_item as item
 
 Catalog = dict[str, dict[str, Any]]
 BULK_ROUTES = ("/v1/booking/reservations/_bulk", "/v1/booking/orders/_bulk")

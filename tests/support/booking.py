@@ -6,6 +6,8 @@ import time
 from collections import Counter
 from typing import Any
 
+import requests
+
 from worker.booking.record import Booking
 from worker.booking.requests import BookingRequest, PaymentEvent
 from worker.booking.service import BookingService
@@ -19,27 +21,36 @@ CUSTOMER = {
 }
 
 
-def request_for(
-    catalog: dict[str, Any], product: str, quantity: int = 1, **extra: Any
-) -> BookingRequest:
-    """A booking of `quantity` units of a seeded product: one ticketSessions entry per
-    ticket of the offer for each unit, in ticket order (a bundle offer has several)."""
-    entry = catalog[product]
+def reservation_item(
+    entry: dict[str, Any],
+    quantity: int = 1,
+    *,
+    session: int = 0,
+    form_value: str | None = "Hopper",
+) -> dict[str, Any]:
+    """A reservation item for a `/_sandbox/catalog` entry: one ticketSessions entry per
+    ticket of the offer for each unit, in ticket order, with the ticket's `session`-th
+    session and its form fields filled with `form_value` (left out when None)."""
     sessions = []
     for _ in range(quantity):
         for offer_ticket in entry["offerTickets"]:
             ts: dict[str, Any] = {"ticket": offer_ticket["ticket"]}
             if offer_ticket["sessions"]:
-                ts["session"] = offer_ticket["sessions"][0]
-            if offer_ticket["form"]:
-                ts["formData"] = {
-                    "form": offer_ticket["form"],
-                    "fields": [{"field": f, "value": "Hopper"} for f in offer_ticket["formFields"]],
-                }
+                ts["session"] = offer_ticket["sessions"][session]
+            if offer_ticket["form"] and form_value is not None:
+                fields = [{"field": f, "value": form_value} for f in offer_ticket["formFields"]]
+                ts["formData"] = {"form": offer_ticket["form"], "fields": fields}
             sessions.append(ts)
+    return {"offer": entry["offer"], "quantity": quantity, "ticketSessions": sessions}
+
+
+def request_for(
+    catalog: dict[str, Any], product: str, quantity: int = 1, **extra: Any
+) -> BookingRequest:
+    """A booking of `quantity` units of a seeded product (see `reservation_item`)."""
     body: dict[str, Any] = {
         "externalReference": extra.pop("external_reference", "TEST-1"),
-        "items": [{"offer": entry["offer"], "quantity": quantity, "ticketSessions": sessions}],
+        "items": [reservation_item(catalog[product], quantity)],
         "customer": CUSTOMER,
     }
     body.update(extra)
@@ -61,6 +72,21 @@ def wait_for(
     raise AssertionError(
         f"{booking_id} is {booking.state}, expected {states}; timeline: {timeline}"
     )
+
+
+def wait_for_state(
+    api: requests.Session, url: str, states: set[str], timeout: float
+) -> dict[str, Any]:
+    """Poll a booking's view through the HTTP front until its state is one of `states`
+    (bounded); returns the view."""
+    deadline = time.monotonic() + timeout
+    view: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        view = api.get(url, timeout=10).json()
+        if view["state"] in states:
+            return view
+        time.sleep(0.2)
+    raise AssertionError(f"still {view.get('state')} after {timeout}s: {view.get('timeline')}")
 
 
 def pay(

@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from korus_sandbox.admin import SandboxAdmin
+from korus_sandbox.server import SandboxConfig, start_sandbox
 from tests.support.backends import Backends
 from worker.booking.deadlines import DeadlinePolicy
 from worker.booking.service import BookingService
@@ -20,8 +22,6 @@ from worker.booking.store import BookingStore
 from worker.enqueue import CeleryEnqueuer
 from worker.processes import Proc, service_env, worker_proc
 from worker.redis_connect import connect
-from worker.sandbox.admin import SandboxAdmin
-from worker.sandbox.server import SandboxConfig, start_sandbox
 
 # Short timeouts so faults resolve in seconds: the sandbox's fault timeouts (2 s) are
 # longer than the worker's read timeout (1 s), which then sees a real timeout.

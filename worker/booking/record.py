@@ -1,7 +1,9 @@
 """The booking record as stored in Redis (one JSON document per booking).
 
-Plain data: the transition functions in `worker.booking.transitions` compute a new record
-from an old one, and `worker.booking.store` writes it with a compare-and-set on `version`.
+Plain data. Each step module (`reserve`, `payment`, `ordering`, `documents`, `sweep`, and
+`service` for the merchant's cancel) computes a new record from an old one within the moves
+`worker.booking.states.ALLOWED` permits, and `worker.booking.store` writes it with a
+compare-and-set on `version`.
 Customer personal data lives only here (needed to place the order); it is never copied
 into task arguments, logs, metrics or Sentry events.
 """

@@ -54,6 +54,11 @@ class BookingConflictError(RuntimeError):
     """The request is valid but the booking's state does not allow it (HTTP 409)."""
 
 
+class IdempotencyKeyInProgressError(RuntimeError):
+    """The first request with this Idempotency-Key has not finished yet: no booking to
+    return so far (HTTP 409 with Retry-After; the client sends the request again)."""
+
+
 class IdempotencyConflictError(ValueError):
     """Same Idempotency-Key, different body (HTTP 422)."""
 
@@ -110,7 +115,8 @@ class BookingService:
         """Create a booking and enqueue its reservation.
 
         With an `idempotency_key`, the same key and body return the same booking; the same
-        key with another body raises IdempotencyConflictError. Nothing is written when
+        key with another body raises IdempotencyConflictError, and while the first request
+        with that key has not finished, IdempotencyKeyInProgressError. Nothing is written when
         validation fails (the request model is already validated).
         """
         booking_id = new_booking_id()
@@ -163,10 +169,12 @@ class BookingService:
         if existing is not None:
             return existing
         if time.time() - float(stored.get("at", 0)) < IDEMPOTENCY_ABANDONED_SECONDS:
-            raise BookingConflictError("the first request with this key is still being processed")
+            raise IdempotencyKeyInProgressError(
+                "the first request with this key is still being processed"
+            )
         if self._take_over(keys=[redis_key], args=[raw, record, IDEMPOTENCY_TTL]):
             return None
-        raise BookingConflictError("another request with this key is being processed")
+        raise IdempotencyKeyInProgressError("another request with this key is being processed")
 
     def get(self, booking_id: str) -> Booking:
         booking = self.store.load(booking_id)

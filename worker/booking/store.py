@@ -189,7 +189,11 @@ def _score(moment: datetime) -> float:
 
 
 class BookingStore:
-    """Loads and writes booking records; the only code that touches their Redis keys."""
+    """Loads and writes booking records: the only code that writes a record or its
+    timeline. Others touch the indexes around it: the sweep claims, re-scores and prunes
+    deadline and by-state entries, the service and the webhook ingress
+    (worker/http/payment_ingress.py) check that a paid booking exists, the
+    metrics count the by-state indexes, and callbacks keep their delivery status apart."""
 
     def __init__(
         self,

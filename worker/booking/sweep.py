@@ -46,8 +46,8 @@ from worker.booking.record import Booking
 from worker.booking.states import CLOSED, State
 from worker.booking.store import Change
 
-# Far above the time a batch takes (bench/sweep_cost.py: ~0.9 ms per due booking, so
-# ~0.5 s for a batch of 500): a live sweep never loses its claim to another one, and the
+# Far above the time a batch takes (`make bench-sweep`: ~0.5 ms per due booking, so
+# ~0.25 s for a batch of 500): a live sweep never loses its claim to another one, and the
 # bookings of a sweep that died come back a minute later.
 CLAIM_LEASE_SECONDS = 60
 

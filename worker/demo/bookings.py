@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-# Seeded products that complete without help (see worker/sandbox/catalog.py); the
+# Seeded products that complete without help (see korus_sandbox/catalog.py); the
 # others are left out on purpose: "Limited Concert" has 5 seats, "Broken Subsystem Ride"
 # always fails.
 DAY_PASS = "Day Pass"  # noqa: S105 - a product name

@@ -28,13 +28,13 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
+from korus_sandbox.admin import SandboxAdmin
 from worker.booking.states import CLOSED, State
 from worker.demo.bookings import Product, demo_bodies
 from worker.demo.fleet import Fleet, FleetConfig, running_fleet
 from worker.demo.report import DemoReport, build_report, render
 from worker.demo.traffic import Payment, PaymentProvider, Samples, Shop
 from worker.processes import embedded_redis
-from worker.sandbox.admin import SandboxAdmin
 
 # Concurrent HTTP clients of the demo (shop + provider): enough to keep the front busy,
 # few enough to leave the 2 cores of a small machine to the workers.

@@ -25,6 +25,7 @@ from worker.booking.service import (
     BookingNotFoundError,
     BookingService,
     IdempotencyConflictError,
+    IdempotencyKeyInProgressError,
     parse_cursor,
 )
 from worker.booking.states import State
@@ -161,7 +162,7 @@ class BookingsCollection(_MerchantResource):
             raise ApiProblem(
                 422, type=IDEMPOTENCY_CONFLICT, title="Idempotency-Key reused", detail=str(error)
             ) from None
-        except BookingConflictError as error:
+        except IdempotencyKeyInProgressError as error:
             raise ApiProblem(
                 409,
                 type=IDEMPOTENCY_IN_PROGRESS,

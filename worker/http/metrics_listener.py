@@ -65,7 +65,7 @@ def main() -> None:
     import os
     import time
 
-    from worker.observability import configure_logging
+    from worker.observability.logs import configure_logging
     from worker.settings import load_settings
 
     configure_logging(load_settings())

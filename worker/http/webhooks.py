@@ -51,7 +51,7 @@ from worker.http.problems import (
     ApiProblem,
 )
 from worker.http.signatures import SignatureError, StandardWebhooksVerifier, StripeVerifier
-from worker.observability import booking_context
+from worker.observability.logs import booking_context
 
 log = logging.getLogger("booking.http.webhooks")
 

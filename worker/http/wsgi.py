@@ -10,7 +10,8 @@ opens no connection to Redis or the broker.
 from __future__ import annotations
 
 from worker.http.app import create_app
-from worker.observability import configure_logging, init_sentry
+from worker.observability.logs import configure_logging
+from worker.observability.sentry import init_sentry
 from worker.settings import load_settings
 
 settings = load_settings()

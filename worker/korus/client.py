@@ -48,7 +48,7 @@ from worker.korus.models import (
 from worker.korus.pages import Page, iter_pages
 from worker.korus.stats import CallObserver, RedisCallStats
 from worker.korus.transport import Transport
-from worker.observability import current_booking_id
+from worker.observability.logs import current_booking_id
 
 if TYPE_CHECKING:
     import redis

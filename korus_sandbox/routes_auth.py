@@ -15,10 +15,10 @@ import hmac
 import time
 from urllib.parse import parse_qs, unquote
 
-from worker.sandbox.context import SandboxContext
-from worker.sandbox.errors import ApiError
-from worker.sandbox.httpkit import JSON, Request, Response, Route, json_response
-from worker.sandbox.ids import uuid7
+from korus_sandbox.context import SandboxContext
+from korus_sandbox.errors import ApiError
+from korus_sandbox.httpkit import JSON, Request, Response, Route, json_response
+from korus_sandbox.ids import uuid7
 
 TOKEN_PATH = "/realms/korusticket/protocol/openid-connect/token"  # noqa: S105 (a path)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from worker.sandbox.errors import NOT_BLANK_CODE, ApiError, Violation
+from korus_sandbox.errors import NOT_BLANK_CODE, ApiError, Violation
 
 _JSON_TYPE_NAMES = {
     dict: "object",

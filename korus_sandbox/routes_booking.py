@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import time
 
-from worker.sandbox import documents, orders, reservations
-from worker.sandbox.booking_views import render_order, render_reservation
-from worker.sandbox.context import SandboxContext
-from worker.sandbox.errors import INVALID_VALUE_CODE, ApiError, Violation, ViolationsError
-from worker.sandbox.httpkit import MERGE_PATCH, Request, Response, Route, json_response
-from worker.sandbox.paging import collection
-from worker.sandbox.state import Order, Reservation
+from korus_sandbox import documents, orders, reservations
+from korus_sandbox.booking_views import render_order, render_reservation
+from korus_sandbox.context import SandboxContext
+from korus_sandbox.errors import INVALID_VALUE_CODE, ApiError, Violation, ViolationsError
+from korus_sandbox.httpkit import MERGE_PATCH, Request, Response, Route, json_response
+from korus_sandbox.paging import collection
+from korus_sandbox.state import Order, Reservation
 
 _JSON_TYPES = ("application/ld+json", "application/json", MERGE_PATCH)
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from worker.sandbox.catalog import Offer
-from worker.sandbox.ids import excl_tax, genid, iso, money
-from worker.sandbox.state import (
+from korus_sandbox.catalog import Offer
+from korus_sandbox.ids import excl_tax, genid, iso, money
+from korus_sandbox.state import (
     Document,
     HeldTicket,
     Order,

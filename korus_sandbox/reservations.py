@@ -19,10 +19,10 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from worker.sandbox import validation as v
-from worker.sandbox.booking_views import bulk_context, render_reservation
-from worker.sandbox.catalog import Offer, Session, Ticket
-from worker.sandbox.errors import (
+from korus_sandbox import validation as v
+from korus_sandbox.booking_views import bulk_context, render_reservation
+from korus_sandbox.catalog import Offer, Session, Ticket
+from korus_sandbox.errors import (
     INVALID_IRI_CODE,
     INVALID_VALUE_CODE,
     NOT_BLANK_CODE,
@@ -31,8 +31,8 @@ from worker.sandbox.errors import (
     Violation,
     ViolationsError,
 )
-from worker.sandbox.ids import genid, uuid7
-from worker.sandbox.state import HeldTicket, Reservation, SandboxState
+from korus_sandbox.ids import genid, uuid7
+from korus_sandbox.state import HeldTicket, Reservation, SandboxState
 
 SUBSYSTEM_ERROR_CODE = "subsystem_error"
 

@@ -28,7 +28,7 @@ import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from worker.sandbox.ids import uuid7
+from korus_sandbox.ids import uuid7
 
 CATALOG_NAME = "Sandbox Parks"
 ORGANIZATION_NAME = "Sandbox Parks Operator"

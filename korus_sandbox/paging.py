@@ -11,8 +11,8 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
-from worker.sandbox.errors import ApiError
-from worker.sandbox.httpkit import Request
+from korus_sandbox.errors import ApiError
+from korus_sandbox.httpkit import Request
 
 DEFAULT_PER_PAGE = 10
 MAX_PER_PAGE = 50

@@ -9,12 +9,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from worker.sandbox.context import SandboxContext
-from worker.sandbox.documents import signed_pdf
-from worker.sandbox.errors import ApiError
-from worker.sandbox.faults import FaultRule
-from worker.sandbox.httpkit import JSON, Request, Response, Route, json_response
-from worker.sandbox.ids import iso
+from korus_sandbox.context import SandboxContext
+from korus_sandbox.documents import signed_pdf
+from korus_sandbox.errors import ApiError
+from korus_sandbox.faults import FaultRule
+from korus_sandbox.httpkit import JSON, Request, Response, Route, json_response
+from korus_sandbox.ids import iso
 
 _CONFIG_KEYS = {
     "hold_seconds": 0.0,  # the value must be greater than this

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from email.message import Message
 from typing import TYPE_CHECKING, Any
 
-from worker.sandbox.errors import ApiError
+from korus_sandbox.errors import ApiError
 
 if TYPE_CHECKING:
-    from worker.sandbox.context import SandboxContext
+    from korus_sandbox.context import SandboxContext
 
 JSON_LD = "application/ld+json; charset=utf-8"
 JSON = "application/json"

@@ -19,7 +19,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from worker.sandbox.catalog import Catalog, Offer, Session, Ticket
+from korus_sandbox.catalog import Catalog, Offer, Session, Ticket
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""`booking-worker sandbox` (and `python -m worker.sandbox`): run the Korus sandbox.
+"""`booking-worker sandbox` (and `python -m korus_sandbox`): run the Korus sandbox.
 
 Prints the URL (first line of stdout, flushed, so a parent process can read the port
 when `--port 0` was asked) and serves until SIGINT or SIGTERM.
@@ -12,9 +12,9 @@ from types import FrameType
 
 import click
 
-from worker.sandbox.faults import FaultRule, parse_fault_spec
-from worker.sandbox.server import KORUS_ENDPOINTS, SandboxConfig, start_sandbox
-from worker.sandbox.shapes import SHAPES
+from korus_sandbox.faults import FaultRule, parse_fault_spec
+from korus_sandbox.server import KORUS_ENDPOINTS, SandboxConfig, start_sandbox
+from korus_sandbox.shapes import SHAPES
 
 
 def _parse_faults(

@@ -6,9 +6,9 @@ import random
 import threading
 from dataclasses import dataclass, field
 
-from worker.sandbox.documents import UrlSigner
-from worker.sandbox.faults import FaultBook
-from worker.sandbox.state import SandboxState
+from korus_sandbox.documents import UrlSigner
+from korus_sandbox.faults import FaultBook
+from korus_sandbox.state import SandboxState
 
 
 @dataclass
@@ -20,7 +20,7 @@ class SandboxContext:
     stopping: threading.Event = field(default_factory=threading.Event)
     # The URL the sandbox listens on (for links when a request carries no Host header).
     base_url: str = ""
-    # Answer shapes: "documented" or "varied" (worker/sandbox/shapes.py).
+    # Answer shapes: "documented" or "varied" (korus_sandbox/shapes.py).
     shapes: str = "documented"
     shapes_rng: random.Random = field(default_factory=random.Random)
     shapes_lock: threading.Lock = field(default_factory=threading.Lock)

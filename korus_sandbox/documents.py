@@ -22,9 +22,9 @@ import time
 from datetime import date
 from typing import Any
 
-from worker.sandbox import validation as v
-from worker.sandbox.booking_views import render_document, render_order_ticket
-from worker.sandbox.errors import (
+from korus_sandbox import validation as v
+from korus_sandbox.booking_views import render_document, render_order_ticket
+from korus_sandbox.errors import (
     BENEFICIARY_MISSING_CODE,
     INVALID_VALUE_CODE,
     NOT_BLANK_CODE,
@@ -33,9 +33,9 @@ from worker.sandbox.errors import (
     Violation,
     ViolationsError,
 )
-from worker.sandbox.ids import iso
-from worker.sandbox.pdf import ticket_pdf
-from worker.sandbox.state import Document, Order, OrderTicket, SandboxState
+from korus_sandbox.ids import iso
+from korus_sandbox.pdf import ticket_pdf
+from korus_sandbox.state import Document, Order, OrderTicket, SandboxState
 
 BENEFICIARY_KEYS = (
     "firstname",

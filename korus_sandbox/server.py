@@ -1,6 +1,6 @@
 """Start and stop a Korus sandbox: a real threaded HTTP/1.1 server on a TCP port.
 
-    from worker.sandbox.server import SandboxConfig, start_sandbox
+    from korus_sandbox.server import SandboxConfig, start_sandbox
     with start_sandbox(SandboxConfig(port=0)) as sb:
         sb.url, sb.token_url
 
@@ -23,17 +23,17 @@ from http.server import ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 
-from worker.sandbox import routes_admin, routes_auth, routes_booking, routes_catalog
-from worker.sandbox.catalog import build_catalog
-from worker.sandbox.context import SandboxContext
-from worker.sandbox.documents import UrlSigner
-from worker.sandbox.faults import FaultBook, FaultRule, parse_fault_spec
-from worker.sandbox.handler import SandboxHandler
-from worker.sandbox.httpkit import Route, Router
-from worker.sandbox.shapes import SHAPES
-from worker.sandbox.state import RuntimeConfig, SandboxState
+from korus_sandbox import routes_admin, routes_auth, routes_booking, routes_catalog
+from korus_sandbox.catalog import build_catalog
+from korus_sandbox.context import SandboxContext
+from korus_sandbox.documents import UrlSigner
+from korus_sandbox.faults import FaultBook, FaultRule, parse_fault_spec
+from korus_sandbox.handler import SandboxHandler
+from korus_sandbox.httpkit import Route, Router
+from korus_sandbox.shapes import SHAPES
+from korus_sandbox.state import RuntimeConfig, SandboxState
 
-logger = logging.getLogger("worker.sandbox")
+logger = logging.getLogger("korus_sandbox")
 
 ROUTES: list[Route] = [
     *routes_auth.ROUTES,

@@ -23,10 +23,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from worker.sandbox import validation as v
-from worker.sandbox.booking_views import bulk_context, render_order
-from worker.sandbox.catalog import BENEFICIARY_FIELDS
-from worker.sandbox.errors import (
+from korus_sandbox import validation as v
+from korus_sandbox.booking_views import bulk_context, render_order
+from korus_sandbox.catalog import BENEFICIARY_FIELDS
+from korus_sandbox.errors import (
     INVALID_IRI_CODE,
     INVALID_VALUE_CODE,
     RESERVATION_EXPIRED_CODE,
@@ -36,8 +36,8 @@ from worker.sandbox.errors import (
     Violation,
     ViolationsError,
 )
-from worker.sandbox.ids import genid, random_digits, random_hex, uuid7
-from worker.sandbox.state import (
+from korus_sandbox.ids import genid, random_digits, random_hex, uuid7
+from korus_sandbox.state import (
     Document,
     Order,
     OrderItem,

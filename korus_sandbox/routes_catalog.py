@@ -10,12 +10,12 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from worker.sandbox.catalog import Catalog, Form, Offer, Session, Ticket
-from worker.sandbox.context import SandboxContext
-from worker.sandbox.errors import ApiError
-from worker.sandbox.httpkit import Request, Response, Route, json_response
-from worker.sandbox.ids import excl_tax, genid, iso, money
-from worker.sandbox.paging import collection
+from korus_sandbox.catalog import Catalog, Form, Offer, Session, Ticket
+from korus_sandbox.context import SandboxContext
+from korus_sandbox.errors import ApiError
+from korus_sandbox.httpkit import Request, Response, Route, json_response
+from korus_sandbox.ids import excl_tax, genid, iso, money
+from korus_sandbox.paging import collection
 
 
 def _catalog(ctx: SandboxContext, req: Request) -> Catalog:

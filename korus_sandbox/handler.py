@@ -23,16 +23,16 @@ from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
-from worker.sandbox.errors import ApiError, ViolationsError, error_body, reason, violations_body
-from worker.sandbox.httpkit import Request, Response, Route, json_response
-from worker.sandbox.routes_auth import check_bearer
-from worker.sandbox.shapes import vary
+from korus_sandbox.errors import ApiError, ViolationsError, error_body, reason, violations_body
+from korus_sandbox.httpkit import Request, Response, Route, json_response
+from korus_sandbox.routes_auth import check_bearer
+from korus_sandbox.shapes import vary
 
 if TYPE_CHECKING:
-    from worker.sandbox.context import SandboxContext
-    from worker.sandbox.server import SandboxHttpServer
+    from korus_sandbox.context import SandboxContext
+    from korus_sandbox.server import SandboxHttpServer
 
-logger = logging.getLogger("worker.sandbox")
+logger = logging.getLogger("korus_sandbox")
 
 MAX_BODY_BYTES = 1_000_000
 _REQUEST_IDS = itertools.count(1)
