@@ -22,9 +22,9 @@ from pydantic import BaseModel
 
 from tests.http.helpers import WebServer, broker_messages, merchant_session
 from tests.http.schema_strategies import SchemaStrategies, json_values
+from worker.booking.views import BookingPage, BookingView
 from worker.http.health import HealthStatus
 from worker.http.problems import Problem
-from worker.http.views import BookingPage, BookingView
 from worker.http.webhooks import WebhookAck
 
 MODELS: dict[str, type[BaseModel]] = {

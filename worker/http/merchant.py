@@ -29,6 +29,7 @@ from worker.booking.service import (
     parse_cursor,
 )
 from worker.booking.states import State
+from worker.booking.views import BookingPage, dump, merchant_summary, merchant_view
 from worker.http.auth import owns
 from worker.http.body import parse_json, read_body, require_json
 from worker.http.problems import (
@@ -41,7 +42,6 @@ from worker.http.problems import (
     FieldError,
     validation_problem,
 )
-from worker.http.views import BookingPage, booking_summary, booking_view, dump
 
 # `Prefer: wait=N` is honoured up to this many seconds (the connection's greenlet waits).
 MAX_WAIT_SECONDS = 10.0
@@ -126,7 +126,7 @@ class _MerchantResource:
         return booking
 
     def _view(self, booking: Booking) -> dict[str, Any]:
-        return dump(booking_view(booking, self.service.store.timeline(booking.id)))
+        return dump(merchant_view(booking, self.service.store.timeline(booking.id)))
 
 
 class BookingsCollection(_MerchantResource):
@@ -202,7 +202,7 @@ class BookingsCollection(_MerchantResource):
         # cursor still walks the whole index).
         merchant = req.context.merchant
         page = BookingPage(
-            items=[booking_summary(b) for b in bookings if owns(merchant, b.merchant)],
+            items=[merchant_summary(b) for b in bookings if owns(merchant, b.merchant)],
             next_cursor=None if position is None else encode_cursor(query.state, position),
         )
         resp.media = dump(page)

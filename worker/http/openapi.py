@@ -17,11 +17,11 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from worker.booking.requests import BookingRequest
 from worker.booking.states import State
+from worker.booking.views import BookingPage, BookingView
 from worker.http.health import HealthStatus
 from worker.http.merchant import MAX_WAIT_SECONDS
 from worker.http.payment_events import PaymentsEvent, StripeEvent
 from worker.http.problems import Problem
-from worker.http.views import BookingPage, BookingView
 from worker.http.webhooks import WebhookAck
 
 _MODELS: list[tuple[type[BaseModel], JsonSchemaMode]] = [
