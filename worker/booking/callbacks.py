@@ -9,8 +9,8 @@ from the callbacks-due index in Redis, which the sweeper drives, and the last fa
 raises the `callback_failed` alert. Delivery is at least once: a (booking, event type) recorded as
 delivered is not sent again, but two copies of a message racing (a retry, a redelivery)
 may both send it. The message id is stable, so the merchant dedupes on `webhook-id`. The
-payload is built from the record at sending time, so a late event carries the latest
-state.
+body (worker.booking.views.callback_body) is built from the record at sending time, so a
+late event carries the latest state.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from typing import Any
 from worker.alerts import alert
 from worker.booking import callback_transport
 from worker.booking.context import RetryLater, StepContext
-from worker.booking.record import Booking
+from worker.booking.views import callback_body
 from worker.settings import whsec_key
 
 log = logging.getLogger("booking.callbacks")
@@ -41,55 +41,6 @@ def sign(secret: str, msg_id: str, timestamp: int, body: str) -> str:
     key = whsec_key(secret)
     digest = hmac.new(key, f"{msg_id}.{timestamp}.{body}".encode(), hashlib.sha256).digest()
     return "v1," + base64.b64encode(digest).decode()
-
-
-def payload(booking: Booking, event_type: str) -> dict[str, Any]:
-    """What the merchant gets: ids, state, orders, vouchers, seating, documents. No PII."""
-    data: dict[str, Any] = {
-        "id": booking.id,
-        "externalReference": booking.external_reference,
-        "state": booking.state.value,
-        "reason": booking.reason,
-        "totalAmountInclTax": str(booking.total_incl_tax) if booking.total_incl_tax else None,
-        "currency": booking.currency,
-        "expiresAt": booking.earliest_expires_at.isoformat()
-        if booking.earliest_expires_at
-        else None,
-    }
-    if booking.payment is not None:
-        data["payment"] = {
-            "paymentId": booking.payment.payment_id,
-            "amount": booking.payment.amount_minor,
-            "currency": booking.payment.currency,
-        }
-    if booking.orders:
-        data["orders"] = [
-            {
-                "id": o.id,
-                "reference": o.reference,
-                "tickets": [
-                    {
-                        "id": t.id,
-                        "voucher": t.voucher,
-                        "seating": t.seating,
-                        "occursAt": t.occurs_at,
-                    }
-                    for t in o.tickets
-                ],
-            }
-            for o in booking.orders
-        ]
-    if booking.documents:
-        data["documents"] = [
-            {
-                "orderId": d.order_id,
-                "documentId": d.document_id,
-                "temporaryUrl": d.temporary_url,
-                "urlExpiresAt": d.url_expires_at.isoformat() if d.url_expires_at else None,
-            }
-            for d in booking.documents
-        ]
-    return {"type": event_type, "timestamp": int(time.time()), "data": data}
 
 
 FINISHED = frozenset({"delivered", "failed", "refused", "no callback url", "unknown booking"})
@@ -190,9 +141,11 @@ def deliver(ctx: StepContext, booking_id: str, event_type: str, task_id: str | N
     )
     if not ctx.store.callback_swap(booking_id, event_type, raw, sending, due=lease_until):
         return "raced: another task took this callback"
-    body = json.dumps(payload(booking, event_type), separators=(",", ":"), default=str)
-    msg_id = f"msg_{booking_id}_{event_type}"
     timestamp = int(time.time())
+    body = json.dumps(
+        callback_body(booking, event_type, timestamp).json_value(), separators=(",", ":")
+    )
+    msg_id = f"msg_{booking_id}_{event_type}"
     headers = {
         "content-type": "application/json",
         "webhook-id": msg_id,
