@@ -13,6 +13,7 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from decimal import Decimal
 from types import FrameType
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
@@ -20,10 +21,10 @@ import click
 
 from korus_sandbox.command import sandbox
 from worker.booking.states import State
+from worker.booking.views import dump, operator_record, operator_summary
 from worker.http.command import web
 
 if TYPE_CHECKING:
-    from worker.booking.record import Booking
     from worker.booking.service import BookingService
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -189,8 +190,8 @@ def _when(moment: datetime | None) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _money(booking: Booking) -> str:
-    return f"{booking.total_incl_tax} {booking.currency}" if booking.total_incl_tax else "-"
+def _money(total: Decimal | str | None, currency: str) -> str:
+    return f"{total} {currency}" if total else "-"
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
@@ -206,62 +207,40 @@ def _echo_json(value: object) -> None:
     click.echo(json.dumps(value, indent=2, default=str))
 
 
-def _summary(booking: Booking) -> dict[str, Any]:
-    return {
-        "id": booking.id,
-        "state": booking.state.value,
-        "externalReference": booking.external_reference,
-        "totalAmountInclTax": str(booking.total_incl_tax) if booking.total_incl_tax else None,
-        "currency": booking.currency,
-        "expiresAt": booking.earliest_expires_at,
-        "updatedAt": booking.updated_at,
-    }
-
-
-def operator_record(booking: Booking) -> dict[str, Any]:
-    """The record without personal data: no customer, no beneficiaries, and items reduced
-    to offer and quantity (their form data holds visitor names)."""
-    record = booking.model_dump(mode="json", exclude={"customer", "beneficiaries", "items"})
-    record["items"] = [
-        {"offer": item.get("offer"), "quantity": item.get("quantity")} for item in booking.items
-    ]
-    return record
-
-
 @main.command()
 @click.argument("booking_id")
 @click.option("--json", "as_json", is_flag=True, help="The record as JSON (no customer data).")
 @operator_command
 def status(booking_id: str, as_json: bool) -> None:
     """Show one booking: state, holds, payment, orders, documents."""
-    booking = _service().get(booking_id)
+    record = operator_record(_service().get(booking_id))
     if as_json:
-        _echo_json(operator_record(booking))
+        _echo_json(dump(record))
         return
-    payment = booking.payment or booking.pending_payment
+    payment = record.payment or record.pending_payment
     rows = [
-        ("id", booking.id),
-        ("state", booking.state.value),
-        ("reason", booking.reason or "-"),
-        ("external ref", booking.external_reference),
-        ("merchant", booking.merchant),
-        ("total", _money(booking)),
-        ("expires at", _when(booking.earliest_expires_at)),
-        ("reservations", ", ".join(r.id for r in booking.reservations) or "-"),
+        ("id", record.id),
+        ("state", record.state.value),
+        ("reason", record.reason or "-"),
+        ("external ref", record.external_reference),
+        ("merchant", record.merchant),
+        ("total", _money(record.total_incl_tax, record.currency)),
+        ("expires at", _when(record.earliest_expires_at)),
+        ("reservations", ", ".join(r.id for r in record.reservations) or "-"),
         (
             "payment",
             f"{payment.payment_id} ({payment.amount_minor} {payment.currency})" if payment else "-",
         ),
-        ("rescue", "yes" if booking.rescue else "no"),
-        ("orders", ", ".join(o.reference or o.id for o in booking.orders) or "-"),
+        ("rescue", "yes" if record.rescue else "no"),
+        ("orders", ", ".join(o.reference or o.id for o in record.orders) or "-"),
         (
             "documents",
-            f"{sum(1 for d in booking.documents if d.temporary_url)}/"
-            f"{len(booking.documents)} with URL",
+            f"{sum(1 for d in record.documents if d.temporary_url)}/"
+            f"{len(record.documents)} with URL",
         ),
-        ("alerts", ", ".join(booking.alerts) or "-"),
-        ("created", _when(booking.created_at)),
-        ("updated", _when(booking.updated_at)),
+        ("alerts", ", ".join(record.alerts) or "-"),
+        ("created", _when(record.created_at)),
+        ("updated", _when(record.updated_at)),
     ]
     _table(("FIELD", "VALUE"), rows)
 
@@ -280,24 +259,25 @@ def status(booking_id: str, as_json: bool) -> None:
 def list_(state: str, limit: int, cursor: str | None, as_json: bool) -> None:
     """List bookings in a state, oldest first (paged)."""
     bookings, next_cursor = _service().list(State(state), cursor=cursor, limit=limit)
+    summaries = [operator_summary(b) for b in bookings]
     if as_json:
-        _echo_json({"bookings": [_summary(b) for b in bookings], "nextCursor": next_cursor})
+        _echo_json({"bookings": [dump(s) for s in summaries], "nextCursor": next_cursor})
         return
-    if not bookings:
+    if not summaries:
         click.echo(f"no booking in state {state}")
         return
     _table(
         ("ID", "STATE", "EXTERNAL REF", "TOTAL", "EXPIRES AT", "UPDATED"),
         [
             (
-                b.id,
-                b.state.value,
-                b.external_reference,
-                _money(b),
-                _when(b.earliest_expires_at),
-                _when(b.updated_at),
+                s.id,
+                s.state.value,
+                s.external_reference,
+                _money(s.total_amount_incl_tax, s.currency),
+                _when(s.expires_at),
+                _when(s.updated_at),
             )
-            for b in bookings
+            for s in summaries
         ],
     )
     if next_cursor is not None:
@@ -350,7 +330,7 @@ def cancel(booking_id: str, as_json: bool) -> None:
     """Cancel a booking that is not paid yet (idempotent)."""
     booking = _service().cancel(booking_id, reason="cancelled by an operator")
     if as_json:
-        _echo_json(_summary(booking))
+        _echo_json(dump(operator_summary(booking)))
         return
     click.echo(f"{booking_id} is {booking.state.value}")
 
