@@ -10,8 +10,11 @@ that decides it. Each audience's types list their fields; the builders below fil
   `OperatorRecord` (the stored record, snake_case keys) and `OperatorSummary`.
 
 Personal data leaves through none of them: not the customer, not the beneficiaries, not
-the items (their `formData` holds visitor names; the operator sees offer and quantity).
-A field added to the record shows nowhere until a type here names it.
+the items (their `formData` holds visitor names; the operator sees offer and quantity),
+and not the nested parts of Korus's failed items, whose shape is undocumented and may echo
+a request's customer or form data (the operator sees their top-level scalars). A field
+added to the record shows nowhere until a type here names it: tests/booking/test_views.py
+lists each audience's exact fields and walks every output for personal values.
 
 Each audience keeps the JSON it has always had, byte for byte (including its time format
 and how it writes a zero total): shared parts are the booking's head, the payment and the
@@ -332,6 +335,9 @@ def callback_body(booking: Booking, event_type: str, timestamp: int) -> Callback
 
 # -- the operator ------------------------------------------------------------------------
 
+JsonScalar = str | int | float | bool | None
+
+
 class OperatorItem(BaseModel):
     """A requested item as the operator sees it: its `ticketSessions` are left out (their
     `formData` holds visitor names)."""
@@ -343,8 +349,9 @@ class OperatorItem(BaseModel):
 class OperatorRecord(BaseModel):
     """The record as `booking-worker status` shows it: every stored field, in the stored
     order and with the stored (snake_case) keys, but the customer and the beneficiaries;
-    items reduced to `OperatorItem` (last). Document URLs stay: operators are trusted,
-    and a URL lapses within the hour."""
+    items reduced to `OperatorItem` (last), Korus's failed items to their top-level
+    scalars (offer, quantity, code, message, ...). Document URLs stay: operators are
+    trusted, and a URL lapses within the hour."""
 
     id: str
     external_reference: str
@@ -357,7 +364,7 @@ class OperatorRecord(BaseModel):
     language: str | None
     policy: str
     reservations: list[HeldReservation]
-    failed_reservations: list[dict[str, Any]]
+    failed_reservations: list[dict[str, JsonScalar]]
     released_reservations: list[HeldReservation]
     total_incl_tax: Decimal | None
     currency: str
@@ -369,7 +376,7 @@ class OperatorRecord(BaseModel):
     order_attempt: OrderAttempt | None
     order_attempts: int
     orders: list[PlacedOrder]
-    failed_orders: list[dict[str, Any]]
+    failed_orders: list[dict[str, JsonScalar]]
     order_unresolved_since: datetime | None
     documents: list[TicketDocument]
     beneficiaries_sent: list[str]  # ticket ids
@@ -388,7 +395,13 @@ class OperatorRecord(BaseModel):
 
 
 # The record's fields the operator gets reduced, not as stored.
-_REDUCED = frozenset({"items"})
+_REDUCED = frozenset({"items", "failed_reservations", "failed_orders"})
+
+
+def _scalars(failed: dict[str, Any]) -> dict[str, JsonScalar]:
+    """A failed item's top-level strings, numbers, booleans and nulls; nested parts (an
+    echoed `customer`, `ticketSessions` with `formData`) are left out."""
+    return {k: v for k, v in failed.items() if v is None or isinstance(v, str | int | float)}
 
 
 def operator_record(booking: Booking) -> OperatorRecord:
@@ -400,6 +413,8 @@ def operator_record(booking: Booking) -> OperatorRecord:
             OperatorItem(offer=item.get("offer"), quantity=item.get("quantity"))
             for item in booking.items
         ],
+        failed_reservations=[_scalars(f) for f in booking.failed_reservations],
+        failed_orders=[_scalars(f) for f in booking.failed_orders],
     )
 
 
