@@ -99,7 +99,15 @@ if is_amqp(broker_url):
     # webhook is answered 2xx only after its message is durably queued.
     broker_transport_options["confirm_publish"] = True
 
-imports = ("tasks.reserve", "tasks.payments", "tasks.fulfil", "tasks.notify", "tasks.sweep")
+# One task module per step of worker/booking, named after it (tasks/<step>.py).
+imports = (
+    "tasks.reserve",
+    "tasks.payment",
+    "tasks.ordering",
+    "tasks.documents",
+    "tasks.callbacks",
+    "tasks.sweep",
+)
 
 SWEEP_ENTRY = "booking.sweep"
 # Sentry Crons monitors whole-minute intervals only. When the sweep runs more often, a

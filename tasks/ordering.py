@@ -1,4 +1,4 @@
-"""booking.payment_succeeded and booking.create_order (the payments queue)."""
+"""booking.create_order: order the reservations at Korus (worker.booking.ordering)."""
 
 from __future__ import annotations
 
@@ -9,15 +9,6 @@ from celery import Task
 from tasks.policy import MESSAGE_RETRY_CEILING, run_step
 from worker.app import app
 from worker.booking.ordering import create_order as create_order_step
-from worker.booking.payment import payment_succeeded as payment_step
-
-
-@app.task(
-    name="booking.payment_succeeded", bind=True, acks_late=True, max_retries=MESSAGE_RETRY_CEILING
-)
-def payment_succeeded(self: Task, booking_id: str, event_id: str) -> Any:
-    """Apply a recorded payment event; deduped by payment id (worker.booking.payment)."""
-    return run_step(self, payment_step, booking_id, event_id)
 
 
 @app.task(name="booking.create_order", bind=True, acks_late=True, max_retries=MESSAGE_RETRY_CEILING)

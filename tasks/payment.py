@@ -1,0 +1,19 @@
+"""booking.payment_succeeded: apply a recorded payment event (worker.booking.payment)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Task
+
+from tasks.policy import MESSAGE_RETRY_CEILING, run_step
+from worker.app import app
+from worker.booking.payment import payment_succeeded as payment_step
+
+
+@app.task(
+    name="booking.payment_succeeded", bind=True, acks_late=True, max_retries=MESSAGE_RETRY_CEILING
+)
+def payment_succeeded(self: Task, booking_id: str, event_id: str) -> Any:
+    """Apply a recorded payment event; deduped by payment id (worker.booking.payment)."""
+    return run_step(self, payment_step, booking_id, event_id)
