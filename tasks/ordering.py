@@ -9,9 +9,12 @@ from celery import Task
 from tasks.policy import MESSAGE_RETRY_CEILING, run_step
 from worker.app import app
 from worker.booking.ordering import create_order as create_order_step
+from worker.booking.task_names import TaskName
 
 
-@app.task(name="booking.create_order", bind=True, acks_late=True, max_retries=MESSAGE_RETRY_CEILING)
+@app.task(
+    name=TaskName.CREATE_ORDER, bind=True, acks_late=True, max_retries=MESSAGE_RETRY_CEILING
+)
 def create_order(self: Task, booking_id: str) -> Any:
     """Order the reservations exactly once (worker.booking.ordering)."""
     return run_step(self, create_order_step, booking_id)
