@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from celery import Task
 
 from tasks.policy import MESSAGE_RETRY_CEILING, run_step
@@ -15,6 +13,6 @@ from worker.booking.task_names import TaskName
 @app.task(
     name=TaskName.FETCH_DOCUMENTS, bind=True, acks_late=True, max_retries=MESSAGE_RETRY_CEILING
 )
-def fetch_documents(self: Task, booking_id: str, refresh: bool = False) -> Any:
+def fetch_documents(self: Task, booking_id: str, refresh: bool = False) -> None:
     """Fetch or refresh document URLs; idempotent, waits without holding a worker."""
-    return run_step(self, documents_step, booking_id, refresh=refresh)
+    run_step(self, documents_step, booking_id, refresh=refresh)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from celery import Task
 
 from tasks.policy import MESSAGE_RETRY_CEILING, run_step
@@ -15,6 +13,6 @@ from worker.booking.task_names import TaskName
 @app.task(
     name=TaskName.CREATE_ORDER, bind=True, acks_late=True, max_retries=MESSAGE_RETRY_CEILING
 )
-def create_order(self: Task, booking_id: str) -> Any:
+def create_order(self: Task, booking_id: str) -> None:
     """Order the reservations exactly once (worker.booking.ordering)."""
-    return run_step(self, create_order_step, booking_id)
+    run_step(self, create_order_step, booking_id)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from celery import Task
 
 from tasks.policy import MESSAGE_RETRY_CEILING, run_step
@@ -15,6 +13,6 @@ from worker.booking.task_names import TaskName
 @app.task(
     name=TaskName.PAYMENT_SUCCEEDED, bind=True, acks_late=True, max_retries=MESSAGE_RETRY_CEILING
 )
-def payment_succeeded(self: Task, booking_id: str, event_id: str) -> Any:
+def payment_succeeded(self: Task, booking_id: str, event_id: str) -> None:
     """Apply a recorded payment event; deduped by payment id (worker.booking.payment)."""
-    return run_step(self, payment_step, booking_id, event_id)
+    run_step(self, payment_step, booking_id, event_id)
