@@ -52,6 +52,7 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from worker.booking.task_names import TaskName  # noqa: E402
 from worker.processes import Proc, embedded_redis, free_port, service_env, wait_http  # noqa: E402
 
 SECRET = "whsec_" + base64.b64encode(b"benchmark-webhook-secret-32bytes").decode()
@@ -154,7 +155,7 @@ def count_messages(redis_url: str, run: str) -> int:
             continue
         for raw in client.lrange(key, 0, -1):  # type: ignore[union-attr]
             message = json.loads(raw)
-            if message["headers"].get("task") != "booking.payment_succeeded":
+            if message["headers"].get("task") != TaskName.PAYMENT_SUCCEEDED:
                 continue
             args = json.loads(base64.b64decode(message["body"]))[0]
             found += str(args[1]).startswith(prefix)

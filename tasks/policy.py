@@ -26,15 +26,14 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import ParamSpec
 
 import redis
 from celery import Task
 
 from worker.alerts import alert
-from worker.booking.context import RetryLater, StepContext
+from worker.booking.context import RetryLater, Step, StepContext
 from worker.booking.failures import RETRIES_EXHAUSTED, STEP_FAILED, count_failure, parked
 from worker.booking.store import ConcurrentUpdateError
 from worker.korus.errors import KorusAuthError, KorusTransientError
@@ -63,13 +62,17 @@ def backoff(retries: int, cap: float, retry_after: float | None = None) -> float
     return max(delay, retry_after or 0.0)
 
 
+P = ParamSpec("P")
+
+
 def run_step(
-    task: Task, step: Callable[..., Any], booking_id: str, *args: Any, **kwargs: Any
-) -> Any:
-    """Run a domain step for a booking under the retry policy above."""
+    task: Task, step: Step[P], booking_id: str, *args: P.args, **kwargs: P.kwargs
+) -> None:
+    """Run a domain step for a booking under the retry policy above; `args` and `kwargs`
+    are the step's own (mypy checks them against it)."""
     ctx = step_context()
     try:
-        return step(ctx, booking_id, *args, task_id=task.request.id, **kwargs)
+        step(ctx, booking_id, task.request.id, *args, **kwargs)
     except RetryLater as wait:
         if wait.countdown <= ctx.settings.countdown_max_seconds:
             if task.request.retries >= MAX_WAITS:

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from celery import Task
 
 from tasks.policy import MESSAGE_RETRY_CEILING, run_step
 from worker.app import app
 from worker.booking.reserve import reserve as reserve_step
+from worker.booking.task_names import TaskName
 
 
-@app.task(name="booking.reserve", bind=True, acks_late=True, max_retries=MESSAGE_RETRY_CEILING)
-def reserve(self: Task, booking_id: str) -> Any:
+@app.task(name=TaskName.RESERVE, bind=True, acks_late=True, max_retries=MESSAGE_RETRY_CEILING)
+def reserve(self: Task, booking_id: str) -> None:
     """Reserve the booking's items; idempotent (see worker.booking.reserve)."""
-    return run_step(self, reserve_step, booking_id)
+    run_step(self, reserve_step, booking_id)

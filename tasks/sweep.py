@@ -8,13 +8,14 @@ from celery import Task
 
 from worker.app import app
 from worker.booking.sweep import sweep as sweep_step
+from worker.booking.task_names import TaskName
 from worker.runtime import step_context
 
 log = logging.getLogger("booking.sweep")
 
 
 # Never retried (max_retries=0): the next beat tick is the retry.
-@app.task(name="booking.sweep", bind=True, acks_late=True, ignore_result=True, max_retries=0)
+@app.task(name=TaskName.SWEEP, bind=True, acks_late=True, ignore_result=True, max_retries=0)
 def sweep(self: Task) -> dict[str, int]:
     """One bounded pass; overlapping runs are safe (claims are atomic). Never retried:
     the next beat tick is the retry."""

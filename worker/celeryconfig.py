@@ -20,6 +20,7 @@ from typing import Any
 
 from celery.schedules import crontab
 
+from worker.booking.task_names import TaskName
 from worker.queues import QUEUES, is_amqp, priorities
 from worker.queues import task_queues as queue_declarations
 from worker.redis_connect import is_cluster_url, parse_cluster_url
@@ -70,16 +71,16 @@ task_create_missing_queues = False
 task_routes = {
     name: {"queue": queue, "priority": DEFAULT_PRIORITY}
     for name, queue in (
-        ("booking.reserve", "bookings"),
-        ("booking.payment_succeeded", "payments"),
-        ("booking.create_order", "payments"),
-        ("booking.fetch_documents", "documents"),
-        ("booking.notify", "callbacks"),
-        ("booking.sweep", "maintenance"),
+        (TaskName.RESERVE, "bookings"),
+        (TaskName.PAYMENT_SUCCEEDED, "payments"),
+        (TaskName.CREATE_ORDER, "payments"),
+        (TaskName.FETCH_DOCUMENTS, "documents"),
+        (TaskName.NOTIFY, "callbacks"),
+        (TaskName.SWEEP, "maintenance"),
     )
 }
 # The sweep drives recovery: it goes to the head of its queue's priority lists.
-task_routes["booking.sweep"]["priority"] = URGENT_PRIORITY
+task_routes[TaskName.SWEEP]["priority"] = URGENT_PRIORITY
 broker_transport_options = {
     "visibility_timeout": _settings.visibility_timeout_seconds,
     # How often a worker looks for messages of dead workers past the visibility timeout.
@@ -99,8 +100,17 @@ if is_amqp(broker_url):
     # webhook is answered 2xx only after its message is durably queued.
     broker_transport_options["confirm_publish"] = True
 
-imports = ("tasks.reserve", "tasks.payments", "tasks.fulfil", "tasks.notify", "tasks.sweep")
+# One task module per step of worker/booking, named after it (tasks/<step>.py).
+imports = (
+    "tasks.reserve",
+    "tasks.payment",
+    "tasks.ordering",
+    "tasks.documents",
+    "tasks.callbacks",
+    "tasks.sweep",
+)
 
+# The beat entry of the sweep, named after its task; also its Sentry Crons monitor slug.
 SWEEP_ENTRY = "booking.sweep"
 # Sentry Crons monitors whole-minute intervals only. When the sweep runs more often, a
 # second, minutely entry of the same task is the monitored heartbeat (a sweep is cheap and
@@ -113,14 +123,14 @@ def sweep_schedule(interval_seconds: float) -> dict[str, dict[str, Any]]:
     start before the next one is due is pointless, and must not pile up in the queue."""
     entries: dict[str, dict[str, Any]] = {
         SWEEP_ENTRY: {
-            "task": "booking.sweep",
+            "task": TaskName.SWEEP,
             "schedule": interval_seconds,
             "options": {"expires": interval_seconds, "queue": "maintenance"},
         }
     }
     if not is_whole_minutes(interval_seconds):
         entries[SWEEP_MONITOR_ENTRY] = {
-            "task": "booking.sweep",
+            "task": TaskName.SWEEP,
             "schedule": crontab(),
             "options": {"expires": 60, "queue": "maintenance"},
         }

@@ -6,6 +6,7 @@ from typing import Any
 
 from celery import Celery
 
+from worker.booking.task_names import TaskName
 from worker.queues import priorities
 
 
@@ -19,19 +20,19 @@ class CeleryEnqueuer:
     def __init__(self, app: Celery) -> None:
         self.app = app
 
-    def _send(self, name: str, args: list[Any], **options: Any) -> None:
+    def _send(self, name: TaskName, args: list[Any], **options: Any) -> None:
         self.app.send_task(name, args=args, **{k: v for k, v in options.items() if v is not None})
 
     def reserve(self, booking_id: str) -> None:
-        self._send("booking.reserve", [booking_id])
+        self._send(TaskName.RESERVE, [booking_id])
 
     def payment_succeeded(self, booking_id: str, event_id: str) -> None:
-        self._send("booking.payment_succeeded", [booking_id, event_id])
+        self._send(TaskName.PAYMENT_SUCCEEDED, [booking_id, event_id])
 
     def create_order(self, booking_id: str, *, urgent: bool = False, countdown: float = 0) -> None:
         # The head of the payments queue: 0 on Redis, the highest on RabbitMQ.
         self._send(
-            "booking.create_order",
+            TaskName.CREATE_ORDER,
             [booking_id],
             priority=priorities(self.app.conf.broker_url).urgent if urgent else None,
             countdown=countdown or None,
@@ -41,11 +42,11 @@ class CeleryEnqueuer:
         self, booking_id: str, *, countdown: float = 0, refresh: bool = False
     ) -> None:
         self._send(
-            "booking.fetch_documents",
+            TaskName.FETCH_DOCUMENTS,
             [booking_id],
             kwargs={"refresh": refresh} if refresh else None,
             countdown=countdown or None,
         )
 
     def notify(self, booking_id: str, event_type: str) -> None:
-        self._send("booking.notify", [booking_id, event_type])
+        self._send(TaskName.NOTIFY, [booking_id, event_type])

@@ -160,7 +160,8 @@ class BookingMachine(RuleBasedStateMachine):
         name, args = self.enqueue.pending.pop(index % len(self.enqueue.pending))
         task_id = f"task-{next(self.task_ids)}"
         try:
-            STEPS[name](self.ctx, *args, task_id=task_id)
+            booking_id, *rest = args
+            STEPS[name](self.ctx, booking_id, task_id, *rest)  # as tasks.policy.run_step
         except RetryLater as wait:
             time.sleep(min(wait.countdown, 0.6))
             self.enqueue.pending.append((name, args))

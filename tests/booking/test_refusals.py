@@ -104,7 +104,7 @@ def paid(ctx: StepContext, service: BookingService, catalog: dict[str, Any], **e
     pay(service, wait_for(service, booking.id, State.AWAITING_PAYMENT))
     steps = ctx.enqueue
     assert isinstance(steps, Steps)
-    payment_succeeded(ctx, booking.id, steps.payment_events[-1], task_id="t-pay")
+    payment_succeeded(ctx, booking.id, "t-pay", steps.payment_events[-1])
     assert service.get(booking.id).state == State.PAID
     return booking.id
 

@@ -24,6 +24,7 @@ from worker.booking.record import Booking
 from worker.booking.service import new_booking_id
 from worker.booking.states import State
 from worker.booking.store import BookingStore
+from worker.booking.task_names import TaskName
 from worker.processes import Proc, free_port, service_env, wait_http
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -201,7 +202,9 @@ def payments_headers(
 # -- the broker (messages read by tests/support/broker.py) --------------------------
 
 
-def tasks_for(client: redis.Redis, booking_id: str, task: str | None = None) -> list[Message]:
+def tasks_for(
+    client: redis.Redis, booking_id: str, task: TaskName | None = None
+) -> list[Message]:
     return [
         m
         for m in broker_messages(client)

@@ -31,6 +31,7 @@ from worker.booking import keys
 from worker.booking.record import Booking, HeldReservation
 from worker.booking.states import State
 from worker.booking.store import Change
+from worker.booking.task_names import TaskName
 
 
 def booking_body(reference: str = "SHOP-1", **extra: Any) -> dict[str, Any]:
@@ -74,7 +75,7 @@ def test_a_new_booking_is_accepted_enqueued_and_readable(
     created = response.json()
     assert created["state"] == "received" and created["externalReference"] == "SHOP-1"
     assert response.headers["Location"].endswith(f"/v1/bookings/{created['id']}")
-    assert [m.task for m in tasks_for(db, created["id"])] == ["booking.reserve"]
+    assert [m.task for m in tasks_for(db, created["id"])] == [TaskName.RESERVE]
 
     read = api.get(bookings_url(web, f"/{created['id']}"), timeout=10)
     assert read.status_code == 200
@@ -155,7 +156,7 @@ def test_the_same_idempotency_key_and_body_return_the_same_booking(
 
     assert first.status_code == 202 and again.status_code == 200
     assert again.json()["id"] == first.json()["id"]
-    assert len(tasks_for(db, first.json()["id"], "booking.reserve")) == 1
+    assert len(tasks_for(db, first.json()["id"], TaskName.RESERVE)) == 1
     assert problem(other, 422)["type"] == "/problems/idempotency-conflict"
 
 
@@ -221,7 +222,7 @@ def test_concurrent_requests_with_one_idempotency_key_create_one_booking(
     ids = {a.json()["id"] for a in answers if a.status_code in (200, 202)}
     assert len(ids) == 1, [a.text for a in answers]
     assert all(a.status_code in (200, 202, 409) for a in answers)
-    assert len(tasks_for(db, ids.pop(), "booking.reserve")) == 1
+    assert len(tasks_for(db, ids.pop(), TaskName.RESERVE)) == 1
 
 
 @pytest.mark.parametrize(
@@ -338,7 +339,7 @@ def test_cancel_stops_an_unpaid_booking_and_is_idempotent(
     assert first.status_code == again.status_code == 200
     assert first.json()["state"] == "cancelled"
     assert [e["to"] for e in again.json()["timeline"]] == ["awaiting_payment", "cancelled"]
-    assert [m.args for m in tasks_for(db, booking.id, "booking.notify")] == [
+    assert [m.args for m in tasks_for(db, booking.id, TaskName.NOTIFY)] == [
         [booking.id, "booking.cancelled"]
     ]
 
@@ -369,7 +370,7 @@ def test_documents_refresh_is_enqueued_only_for_completed_bookings(
 
     assert accepted.status_code == 202 and accepted.json()["id"] == completed.id
     assert [(m.task, m.kwargs) for m in tasks_for(db, completed.id)] == [
-        ("booking.fetch_documents", {"refresh": True})
+        (TaskName.FETCH_DOCUMENTS, {"refresh": True})
     ]
     assert problem(refused, 409)
     assert tasks_for(db, pending.id) == []

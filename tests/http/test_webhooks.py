@@ -33,8 +33,7 @@ from tests.http.helpers import (
 from worker.booking import keys
 from worker.booking.service import new_booking_id
 from worker.booking.states import State
-
-PAID = "booking.payment_succeeded"
+from worker.booking.task_names import TaskName
 
 
 @dataclass(frozen=True)
@@ -148,7 +147,7 @@ def test_a_signed_payment_is_enqueued_once_and_its_repeats_are_duplicates(
     assert first.status_code == 200, first.text
     assert first.json() == {"outcome": "enqueued", "eventId": event_id}
     assert again.status_code == 200 and again.json()["outcome"] == "duplicate"
-    messages = tasks_for(db, booking.id, PAID)
+    messages = tasks_for(db, booking.id, TaskName.PAYMENT_SUCCEEDED)
     assert [(m.queue.split(":")[0], m.args) for m in messages] == [
         ("payments", [booking.id, f"{provider.name}:{event_id}"])
     ]
@@ -168,7 +167,7 @@ def test_the_previous_secret_is_accepted_during_rotation(
     response = provider.deliver(web, body, provider.sign(body, event_id, provider.old_secret))
 
     assert response.status_code == 200 and response.json()["outcome"] == "enqueued"
-    assert len(tasks_for(db, booking.id, PAID)) == 1
+    assert len(tasks_for(db, booking.id, TaskName.PAYMENT_SUCCEEDED)) == 1
 
 
 Delivery = tuple[bytes, dict[str, str]]
@@ -278,7 +277,7 @@ def test_a_failed_payment_attempt_is_a_timeline_note_and_nothing_else(
     stored = store_for(db).load(booking.id)
     assert stored is not None and stored.state == State.AWAITING_PAYMENT
     assert "payment attempt failed" in store_for(db).timeline(booking.id)[-1]["reason"]
-    assert tasks_for(db, booking.id, "booking.notify") == []
+    assert tasks_for(db, booking.id, TaskName.NOTIFY) == []
 
 
 @PROVIDERS
@@ -294,8 +293,8 @@ def test_a_cancelled_payment_cancels_the_held_booking(
     assert response.status_code == 200 and response.json()["outcome"] == "cancelled"
     stored = store_for(db).load(booking.id)
     assert stored is not None and stored.state == State.CANCELLED
-    assert tasks_for(db, booking.id, PAID) == []
-    assert [m.args for m in tasks_for(db, booking.id, "booking.notify")] == [
+    assert tasks_for(db, booking.id, TaskName.PAYMENT_SUCCEEDED) == []
+    assert [m.args for m in tasks_for(db, booking.id, TaskName.NOTIFY)] == [
         [booking.id, "booking.cancelled"]
     ]
 
@@ -374,7 +373,7 @@ def test_a_delivery_while_the_first_is_in_flight_asks_for_a_retry(
 
     assert problem(response, 503)
     assert int(response.headers["Retry-After"]) > 0
-    assert tasks_for(db, booking.id, PAID) == []
+    assert tasks_for(db, booking.id, TaskName.PAYMENT_SUCCEEDED) == []
 
 
 @PROVIDERS
@@ -396,7 +395,7 @@ def test_a_delivery_whose_first_attempt_died_is_enqueued_once_on_retry(
 
     assert first.status_code == 200 and first.json()["outcome"] == "enqueued"
     assert again.status_code == 200 and again.json()["outcome"] == "duplicate"
-    assert len(tasks_for(db, booking.id, PAID)) == 1
+    assert len(tasks_for(db, booking.id, TaskName.PAYMENT_SUCCEEDED)) == 1
 
 
 @PROVIDERS
@@ -499,8 +498,8 @@ def test_an_unpaid_checkout_session_waits_for_its_async_payment(
     first = STRIPE.deliver(web, completed, stripe_headers(completed))
     assert first.json() == {"outcome": "ignored", "eventId": json.loads(completed)["id"],
                             "detail": "not_paid"}
-    assert tasks_for(db, booking.id, PAID) == []
+    assert tasks_for(db, booking.id, TaskName.PAYMENT_SUCCEEDED) == []
 
     second = STRIPE.deliver(web, paid_later, stripe_headers(paid_later))
     assert second.json()["outcome"] == "enqueued"
-    assert len(tasks_for(db, booking.id, PAID)) == 1
+    assert len(tasks_for(db, booking.id, TaskName.PAYMENT_SUCCEEDED)) == 1

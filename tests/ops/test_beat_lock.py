@@ -19,6 +19,7 @@ import redis
 
 from tests.ops.support import log_tail, wait_until
 from tests.support.broker import broker_messages
+from worker.booking.task_names import TaskName
 from worker.processes import Proc, beat_proc, service_env
 
 LOCK_TIMEOUT = 5
@@ -54,7 +55,7 @@ def sweeps_by_sender(client: redis.Redis) -> Counter[int]:
     """booking.sweep messages waiting in the maintenance queue, per sending process id."""
     senders: Counter[int] = Counter()
     for message in broker_messages(client, "maintenance"):
-        if message.task == "booking.sweep":
+        if message.task == TaskName.SWEEP:
             origin = message.headers["origin"]
             senders[int(origin.split("@")[0].removeprefix("gen"))] += 1
     return senders

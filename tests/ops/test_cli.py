@@ -19,6 +19,7 @@ from worker.booking.deadlines import DeadlinePolicy
 from worker.booking.record import Booking, utcnow
 from worker.booking.states import State
 from worker.booking.store import BookingStore, Change
+from worker.booking.task_names import TaskName
 from worker.cli import main
 
 SCRIPT = Path(sys.executable).parent / "booking-worker"
@@ -148,7 +149,7 @@ def test_cancel_and_retry_act_or_refuse_with_a_reason(
     assert code == 1 and "cannot be cancelled" in err
 
     code, out, _ = run("retry", paid.id, "--json")
-    assert code == 0 and json.loads(out) == {"id": paid.id, "enqueued": "booking.create_order"}
+    assert code == 0 and json.loads(out) == {"id": paid.id, "enqueued": TaskName.CREATE_ORDER}
     assert redis_client.llen("payments") == 1  # urgent: the head of the payments queue
 
     code, _, err = run("retry", unpaid.id)

@@ -15,11 +15,11 @@ from tests.ops.support import log_tail, wait_until
 from tests.support.booking import request_for, wait_for
 from worker.booking.service import BookingService
 from worker.booking.states import State
+from worker.booking.task_names import TaskName
 from worker.processes import Proc, free_port
 
 AUTH = ("operator", "flower-pass")
-TASK_NAMES = ("booking.reserve", "booking.payment_succeeded", "booking.create_order",
-              "booking.fetch_documents", "booking.notify", "booking.sweep")
+TASK_NAMES = frozenset(TaskName)
 
 
 @pytest.fixture(scope="module")
@@ -52,22 +52,22 @@ def test_flower_lists_booking_tasks_from_the_workers_events(
     wait_for(service, booking.booking.id, State.AWAITING_PAYMENT, timeout=20)
 
     def reserve_seen() -> list[dict[str, Any]]:
-        tasks = requests.get(f"{flower}/api/tasks", params={"taskname": "booking.reserve"},
+        tasks = requests.get(f"{flower}/api/tasks", params={"taskname": TaskName.RESERVE},
                              auth=AUTH, timeout=5).json()
         return [t for t in tasks.values()
                 if t["state"] == "SUCCESS" and booking.booking.id in (t.get("args") or "")]
 
-    task = wait_until(reserve_seen, 20, "booking.reserve in Flower")[0]
-    assert task["name"] == "booking.reserve"
+    task = wait_until(reserve_seen, 20, f"{TaskName.RESERVE} in Flower")[0]
+    assert task["name"] == TaskName.RESERVE
     # Task types seen in events so far: the reservation and its booking.reserved callback.
     types = requests.get(f"{flower}/api/task/types", auth=AUTH, timeout=10).json()
-    assert {"booking.reserve", "booking.notify"} <= set(types["task-types"])
+    assert {TaskName.RESERVE, TaskName.NOTIFY} <= set(types["task-types"])
     # What the workers have registered (asked over the broker): every stable task name.
     def registered() -> set[str]:
         workers = requests.get(f"{flower}/api/workers", params={"refresh": 1}, auth=AUTH,
                                timeout=15).json()
         names = {name for info in workers.values() for name in info.get("registered", [])}
-        return names if set(TASK_NAMES) <= names else set()
+        return names if TASK_NAMES <= names else set()
 
     wait_until(registered, 20, "the workers' registered tasks in Flower", interval=1)
 

@@ -25,6 +25,7 @@ from worker.app import app
 from worker.booking import keys
 from worker.booking.record import utcnow
 from worker.booking.states import State
+from worker.booking.task_names import TaskName
 from worker.enqueue import CeleryEnqueuer
 from worker.observability.logs import ContextFilter, JsonFormatter, TextFormatter, booking_context
 from worker.observability.scrub import scrub_text
@@ -213,7 +214,7 @@ def _log_line(formatter: logging.Formatter, emit: Any) -> str:
 
 
 def test_log_lines_carry_the_task_and_booking_ids() -> None:
-    tokens = task_started("task-123", "booking.create_order", ["bk_log1"])
+    tokens = task_started("task-123", TaskName.CREATE_ORDER, ["bk_log1"])
     try:
         line = _log_line(TextFormatter(), lambda log: log.info("calling %s", CUSTOMER["email"]))
     finally:
@@ -270,7 +271,7 @@ def test_a_failing_task_in_a_real_worker_reaches_sentry_without_customer_data(
     assert event["tags"]["celery_task_id"]
     assert event["tags"]["role"] == "worker"
     assert event["environment"] == "ops-test"
-    assert event["extra"]["celery-job"]["task_name"] == "booking.reserve"
+    assert event["extra"]["celery-job"]["task_name"] == TaskName.RESERVE
     raw = receiver.raw_envelopes()
     assert b"created_at" in raw  # the error itself is there
     for value in SENSITIVE:

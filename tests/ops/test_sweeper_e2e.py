@@ -22,6 +22,7 @@ from worker.app import app
 from worker.booking.record import utcnow
 from worker.booking.service import BookingService
 from worker.booking.states import State
+from worker.booking.task_names import TaskName
 from worker.processes import Proc, beat_proc
 
 HOLD_SECONDS = 8
@@ -48,7 +49,7 @@ def beat(worker: Proc, deployment_env: dict[str, str],
 
     # As if the minutely monitor entry last ran two minutes ago: due at once (a fresh
     # entry would wait for the next minute boundary).
-    entry = RedBeatSchedulerEntry(SWEEP_MONITOR_ENTRY, "booking.sweep", crontab(), app=app)
+    entry = RedBeatSchedulerEntry(SWEEP_MONITOR_ENTRY, TaskName.SWEEP, crontab(), app=app)
     entry.save()
     entry.reschedule(last_run_at=utcnow() - timedelta(minutes=2))
     log = Path(tmp_path_factory.mktemp("beat")) / "beat.log"

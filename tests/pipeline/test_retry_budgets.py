@@ -115,18 +115,19 @@ def test_a_redis_error_in_a_step_is_transient_and_retried_its_full_budget(
 
 def test_every_booking_task_names_its_retry_budget() -> None:
     """`max_retries=None` on a task means Celery's default of 3: each names its own."""
-    import tasks.fulfil
-    import tasks.notify
-    import tasks.payments
+    import tasks.callbacks
+    import tasks.documents
+    import tasks.ordering
+    import tasks.payment
     import tasks.reserve
     import tasks.sweep
 
     named = {
         tasks.reserve.reserve: MESSAGE_RETRY_CEILING,
-        tasks.payments.payment_succeeded: MESSAGE_RETRY_CEILING,
-        tasks.payments.create_order: MESSAGE_RETRY_CEILING,
-        tasks.fulfil.fetch_documents: MESSAGE_RETRY_CEILING,
-        tasks.notify.notify: MESSAGE_RETRY_CEILING,
+        tasks.payment.payment_succeeded: MESSAGE_RETRY_CEILING,
+        tasks.ordering.create_order: MESSAGE_RETRY_CEILING,
+        tasks.documents.fetch_documents: MESSAGE_RETRY_CEILING,
+        tasks.callbacks.notify: MESSAGE_RETRY_CEILING,
         tasks.sweep.sweep: 0,
     }
     for task, budget in named.items():

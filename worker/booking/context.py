@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import ParamSpec, Protocol
 
 import redis
 
@@ -52,3 +53,28 @@ class StepContext:
     def owner_alive(self, owner: str | None) -> bool:
         """Whether a claim's owner still runs (an owner-less claim relies on its lease)."""
         return owner is None or owner in self.store.alive([owner])
+
+
+P = ParamSpec("P")
+
+
+class Step(Protocol[P]):
+    """A domain step as `tasks.policy.run_step` runs it:
+    `step(ctx, booking_id, task_id, *args, **kwargs)`.
+
+    `task_id` is the Celery task id (None when a test or tool calls the step inline);
+    `args` and `kwargs` are the rest of the task's message, checked by mypy against the
+    step: `run_step(task, payment_succeeded, booking_id, event_id)`,
+    `run_step(task, fetch_documents, booking_id, refresh=refresh)`. A step returns
+    nothing: its outcome is in the record; `RetryLater` and errors go to the retry policy.
+    """
+
+    def __call__(
+        self,
+        ctx: StepContext,
+        booking_id: str,
+        task_id: str | None,
+        /,
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> None: ...

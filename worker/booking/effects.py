@@ -8,11 +8,12 @@ the receiving tasks are idempotent, so nothing is lost and nothing is done twice
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import Protocol, assert_never
 
 from worker.alerts import alert
 from worker.booking.record import Booking
 from worker.booking.states import DRIVER, State
+from worker.booking.task_names import DriverTask, TaskName
 
 # State entered -> merchant callback event type (design.md "Merchant callbacks").
 CALLBACK_ON_ENTRY: dict[State, str] = {
@@ -70,15 +71,21 @@ class ExpectingCallbacks:
         self.inner.notify(booking_id, event_type)
 
 
-def send_driver(booking_id: str, state: State, enqueue: Enqueuer, *, urgent: bool = False) -> str:
-    """Enqueue the task of DRIVER[state]; returns its name (KeyError for other states)."""
+def send_driver(
+    booking_id: str, state: State, enqueue: Enqueuer, *, urgent: bool = False
+) -> DriverTask:
+    """Enqueue the task of DRIVER[state]; returns its name (KeyError for other states).
+    `urgent` puts an order at the head of its queue (the others have no urgency)."""
     task = DRIVER[state]
-    if task == "booking.reserve":
-        enqueue.reserve(booking_id)
-    elif task == "booking.create_order":
-        enqueue.create_order(booking_id, urgent=urgent)
-    else:
-        enqueue.fetch_documents(booking_id)
+    match task:
+        case TaskName.RESERVE:
+            enqueue.reserve(booking_id)
+        case TaskName.CREATE_ORDER:
+            enqueue.create_order(booking_id, urgent=urgent)
+        case TaskName.FETCH_DOCUMENTS:
+            enqueue.fetch_documents(booking_id)
+        case _:
+            assert_never(task)
     return task
 
 

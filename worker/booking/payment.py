@@ -182,7 +182,7 @@ def load_payment(ctx: StepContext, event_id: str) -> Payment | None:
 
 
 def payment_succeeded(
-    ctx: StepContext, booking_id: str, event_id: str, task_id: str | None
+    ctx: StepContext, booking_id: str, task_id: str | None, event_id: str
 ) -> None:
     """Apply a stored payment event to its booking. Safe to run any number of times."""
     apply_received(ctx, booking_id, event_id, task_id=task_id)

@@ -26,6 +26,7 @@ from worker.booking.record import Booking, Customer, Payment, utcnow
 from worker.booking.requests import BookingRequest, PaymentEvent
 from worker.booking.states import DRIVER, State
 from worker.booking.store import BookingStore
+from worker.booking.task_names import DriverTask, TaskName
 
 IDEMPOTENCY_TTL = int(timedelta(hours=24).total_seconds())
 # A claimed Idempotency-Key whose booking is still missing after this long was abandoned.
@@ -219,13 +220,13 @@ class BookingService:
         after_transition(booking, result.entered, self.enqueue)
         return booking
 
-    def retry(self, booking_id: str) -> str:
+    def retry(self, booking_id: str) -> DriverTask:
         """Operator action: enqueue again the task that drives the booking's state."""
         booking = self.get(booking_id)
         state = booking.state
         if state not in DRIVER:
             raise BookingConflictError(f"nothing to retry in state {state}")
-        urgent = DRIVER[state] == "booking.create_order"
+        urgent = DRIVER[state] is TaskName.CREATE_ORDER
         return send_driver(booking_id, state, self.enqueue, urgent=urgent)
 
     def refresh_documents(self, booking_id: str) -> Booking:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from worker.booking.task_names import DriverTask, TaskName
+
 
 class State(StrEnum):
     RECEIVED = "received"
@@ -92,14 +94,14 @@ def can_move(source: State, target: State) -> bool:
 # BookingService.retry and the sweeper. States absent here are waits (payment, documents'
 # downloadableAt) or closed. Failure counts of a step last while its task drives the
 # booking (ordering <-> order_uncertain is one step), and restart when another takes over.
-DRIVER: dict[State, str] = {
-    State.RECEIVED: "booking.reserve",
-    State.RESERVING: "booking.reserve",
-    State.PAID: "booking.create_order",
-    State.ORDERING: "booking.create_order",
-    State.ORDER_UNCERTAIN: "booking.create_order",
-    State.ORDERED: "booking.fetch_documents",
-    State.FETCHING_DOCUMENTS: "booking.fetch_documents",
-    State.DOCUMENTS_PENDING: "booking.fetch_documents",
-    State.AWAITING_BENEFICIARY: "booking.fetch_documents",
+DRIVER: dict[State, DriverTask] = {
+    State.RECEIVED: TaskName.RESERVE,
+    State.RESERVING: TaskName.RESERVE,
+    State.PAID: TaskName.CREATE_ORDER,
+    State.ORDERING: TaskName.CREATE_ORDER,
+    State.ORDER_UNCERTAIN: TaskName.CREATE_ORDER,
+    State.ORDERED: TaskName.FETCH_DOCUMENTS,
+    State.FETCHING_DOCUMENTS: TaskName.FETCH_DOCUMENTS,
+    State.DOCUMENTS_PENDING: TaskName.FETCH_DOCUMENTS,
+    State.AWAITING_BENEFICIARY: TaskName.FETCH_DOCUMENTS,
 }

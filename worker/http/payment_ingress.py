@@ -38,8 +38,8 @@ from worker.booking import keys
 from worker.booking.record import Payment, utcnow
 from worker.booking.requests import PaymentEvent
 from worker.booking.service import BookingService, PaymentOutcome
+from worker.booking.task_names import TaskName
 
-TASK = "booking.payment_succeeded"
 # Celery's embed (the third part of a protocol-2 body) for a task with no workflow.
 _EMBED = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
 # Below this, Celery's saferepr of the arguments is their plain repr (it cuts at 1,024).
@@ -95,7 +95,7 @@ class PaymentIngress:
         self.enabled = same_database(self.redis, str(celery_app.conf.broker_url or ""))
         self._script = self.redis.register_script(_RECORD_SCRIPT)
         conf = celery_app.conf
-        route = dict(conf.task_routes or {}).get(TASK, {})
+        route = dict(conf.task_routes or {}).get(TaskName.PAYMENT_SUCCEEDED, {})
         self.queue: str = route.get("queue", conf.task_default_queue)
         self.priority: int = route.get("priority", conf.task_default_priority or 0)
         options = conf.broker_transport_options or {}
@@ -112,7 +112,7 @@ class PaymentIngress:
         """Celery's own protocol-2 message for `args`: headers, properties, content type,
         encoding and serialized body (what `send_task` would publish)."""
         built = self.app.amqp.create_task_message(
-            task_id, TASK, args, {},
+            task_id, TaskName.PAYMENT_SUCCEEDED, args, {},
             ignore_result=None,  # what send_task puts there when the option is not given
             reply_to=self.app.thread_oid,  # as send_task does
         )

@@ -12,13 +12,16 @@ from typing import Any
 
 import sentry_sdk
 
+from worker.booking.task_names import TaskName
 from worker.observability.logs import _booking_id, _task_id, _task_name, configure_logging
 from worker.observability.sentry import init_sentry
+
+_BOOKING_TASKS = frozenset(TaskName)
 
 
 def task_started(task_id: str | None, name: str | None, args: Any) -> list[contextvars.Token[Any]]:
     """Bind a task's ids to the log context and the Sentry scope; returns reset tokens."""
-    booking_id = args[0] if name and name.startswith("booking.") and args and isinstance(
+    booking_id = args[0] if name in _BOOKING_TASKS and args and isinstance(
         args[0], str
     ) else None
     tokens = [_task_id.set(task_id), _task_name.set(name), _booking_id.set(booking_id)]

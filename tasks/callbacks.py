@@ -11,6 +11,7 @@ from tasks.policy import MESSAGE_RETRY_CEILING
 from worker.app import app
 from worker.booking.callbacks import deliver
 from worker.booking.context import RetryLater
+from worker.booking.task_names import TaskName
 from worker.runtime import step_context
 
 log = logging.getLogger("booking.callbacks")
@@ -19,7 +20,7 @@ log = logging.getLogger("booking.callbacks")
 # Never retried by Celery (its retries and backoff live in the delivery record and the
 # callbacks-due index: CALLBACK_MAX_ATTEMPTS, worker.booking.callbacks); the ceiling is
 # named all the same.
-@app.task(name="booking.notify", bind=True, acks_late=True, max_retries=MESSAGE_RETRY_CEILING)
+@app.task(name=TaskName.NOTIFY, bind=True, acks_late=True, max_retries=MESSAGE_RETRY_CEILING)
 def notify(self: Task, booking_id: str, event_type: str) -> Any:
     """Make one delivery attempt; failures are scheduled again and never touch the booking."""
     try:
