@@ -15,9 +15,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, Unpack
 
-import requests
 from pydantic import BaseModel, ValidationError
 
 from worker.alerts import alert
@@ -46,8 +45,8 @@ from worker.korus.models import (
     Ticket,
 )
 from worker.korus.pages import Page, iter_pages
-from worker.korus.stats import CallObserver, RedisCallStats
-from worker.korus.transport import Transport
+from worker.korus.stats import RedisCallStats
+from worker.korus.transport import Transport, TransportOptions
 from worker.observability.logs import current_booking_id
 
 if TYPE_CHECKING:
@@ -80,25 +79,10 @@ class KorusClient:
     """The Korus Ticket API, typed. Thread-safe; share one per process."""
 
     def __init__(
-        self,
-        base_url: str,
-        tokens: TokenProvider,
-        *,
-        language: str = "en",
-        connect_timeout: float = 3.05,
-        read_timeout: float = 20.0,
-        session: requests.Session | None = None,
-        observer: CallObserver | None = None,
+        self, base_url: str, tokens: TokenProvider, **options: Unpack[TransportOptions]
     ) -> None:
-        self.transport = Transport(
-            base_url,
-            tokens,
-            language=language,
-            connect_timeout=connect_timeout,
-            read_timeout=read_timeout,
-            session=session,
-            observer=observer,
-        )
+        """`options`: those of `Transport` (language, timeouts, session, call observer)."""
+        self.transport = Transport(base_url, tokens, **options)
 
     @classmethod
     def from_settings(
