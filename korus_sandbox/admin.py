@@ -9,7 +9,6 @@ rule, an unknown setting), so a test never silently runs without the fault it as
 
 from __future__ import annotations
 
-from types import TracebackType
 from typing import Any
 
 import requests
@@ -73,10 +72,5 @@ class SandboxAdmin:
     def __enter__(self) -> SandboxAdmin:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()

@@ -16,6 +16,8 @@ from korus_sandbox.faults import FaultRule, parse_fault_spec
 from korus_sandbox.server import KORUS_ENDPOINTS, SandboxConfig, start_sandbox
 from korus_sandbox.shapes import SHAPES
 
+POSITIVE = click.FloatRange(min=0, min_open=True)
+
 
 def _parse_faults(
     ctx: click.Context, param: click.Parameter, specs: tuple[str, ...]
@@ -35,50 +37,23 @@ def _parse_faults(
     return rules
 
 
-@click.command("sandbox")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option(
-    "--port",
-    default=8765,
-    show_default=True,
-    type=click.IntRange(0, 65535),
-    help="TCP port (0: any free port).",
-)
-@click.option(
-    "--hold-seconds",
-    default=900.0,
-    show_default=True,
-    type=click.FloatRange(min=0, min_open=True),
-    help="How long a hold lasts.",
-)
-@click.option("--client-id", default="sandbox", show_default=True)
-@click.option("--client-secret", default="sandbox", show_default=True)
-@click.option(
-    "--token-lifetime",
-    default=1800.0,
-    show_default=True,
-    type=click.FloatRange(min=0, min_open=True),
-    help="Access token lifetime (s).",
-)
-@click.option(
-    "--documents-delay",
-    default=10.0,
-    show_default=True,
-    type=click.FloatRange(min=0),
-    help="Delay before 'Late Documents Tour' documents are downloadable (s).",
-)
-@click.option(
-    "--seed",
-    default=0,
-    show_default=True,
-    type=int,
-    help="Seeds the catalog ids and the fault draws.",
-)
+# Every option shows its default in --help (as under `booking-worker`, whose group says so).
+@click.command("sandbox", context_settings={"show_default": True})
+@click.option("--host", default="127.0.0.1", help="Address to listen on.")
+@click.option("--port", default=8765, type=click.IntRange(0, 65535),
+              help="TCP port (0: any free port).")
+@click.option("--hold-seconds", default=900.0, type=POSITIVE, help="How long a hold lasts.")
+@click.option("--client-id", default="sandbox")
+@click.option("--client-secret", default="sandbox")
+@click.option("--token-lifetime", default=1800.0, type=POSITIVE,
+              help="Access token lifetime (s).")
+@click.option("--documents-delay", default=10.0, type=click.FloatRange(min=0),
+              help="Delay before 'Late Documents Tour' documents are downloadable (s).")
+@click.option("--seed", default=0, type=int, help="Seeds the catalog ids and the fault draws.")
 @click.option(
     "--shapes",
     type=click.Choice(SHAPES),
     default="documented",
-    show_default=True,
     help="Answer shapes: those of the Korus documentation's examples, or a random mix of "
     "the tolerated variants ([]/null/missing empty objects, hydra: prefixes, other "
     "offsets, unknown fields).",

@@ -126,8 +126,7 @@ def _parse_customer(raw: object, violations: list[Violation]) -> dict[str, Any]:
 
 def place_orders(state: SandboxState, request: OrderRequest, now: float) -> dict[str, Any]:
     """Check every reservation, then order each one. Takes the state lock itself."""
-    with state.lock:
-        state.expire_due(now)
+    with state.settled(now):
         targets = _orderable(state, request.reservations)
         orders = [_new_order(state, reservation, request, now) for reservation in targets]
         for order in orders:

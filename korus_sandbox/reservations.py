@@ -102,8 +102,7 @@ def parse_request(body: object) -> list[RequestedItem]:
 
 def reserve(state: SandboxState, items: list[RequestedItem], now: float) -> dict[str, Any]:
     """Check the whole call, then hold each item. Takes the state lock itself."""
-    with state.lock:
-        state.expire_due(now)
+    with state.settled(now):
         resolved = _check(state, items)
         reservations: list[dict[str, Any]] = []
         failed: list[dict[str, Any]] = []

@@ -45,9 +45,7 @@ def reset(ctx: SandboxContext, req: Request) -> Response:
 
 
 def orders(ctx: SandboxContext, req: Request) -> Response:
-    state = ctx.state
-    with state.lock:
-        state.expire_due(time.time())
+    with ctx.state.settled() as state:
         listed = [
             {
                 "id": o.id,
@@ -64,9 +62,7 @@ def orders(ctx: SandboxContext, req: Request) -> Response:
 
 
 def reservations(ctx: SandboxContext, req: Request) -> Response:
-    state = ctx.state
-    with state.lock:
-        state.expire_due(time.time())
+    with ctx.state.settled() as state:
         listed = [
             {
                 "id": r.id,

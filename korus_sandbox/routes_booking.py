@@ -44,9 +44,7 @@ def reserve_bulk(ctx: SandboxContext, req: Request) -> Response:
 
 
 def get_reservation(ctx: SandboxContext, req: Request) -> Response:
-    state = ctx.state
-    with state.lock:
-        state.expire_due(time.time())
+    with ctx.state.settled() as state:
         reservation = state.reservations.get(req.params["id"])
         if reservation is None:
             raise ApiError(404, "Not Found")
@@ -60,8 +58,7 @@ def list_reservations(ctx: SandboxContext, req: Request) -> Response:
     def render(reservation: Reservation) -> dict[str, object]:
         return render_reservation(state, reservation, full=True)
 
-    with state.lock:
-        state.expire_due(time.time())
+    with state.settled():
         page = collection(req, "BookingReservation", list(state.reservations.values()), render)
     return json_response(200, page)
 

@@ -6,7 +6,6 @@ under the state lock after lapsed holds are released, so availability is exact).
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -43,9 +42,7 @@ def _ticket(ctx: SandboxContext, req: Request) -> tuple[Offer, Ticket]:
 
 def _stock(ctx: SandboxContext) -> tuple[dict[str, int], dict[str, int]]:
     """A snapshot of the live inventory (offers, sessions)."""
-    state = ctx.state
-    with state.lock:
-        state.expire_due(time.time())
+    with ctx.state.settled() as state:
         return dict(state.offer_stock), dict(state.session_stock)
 
 

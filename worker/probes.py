@@ -16,9 +16,12 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from celery import Celery
 
 log = logging.getLogger("booking.probes")
 
@@ -44,7 +47,9 @@ def store_check(redis_url: str) -> Callable[[], None]:
     return check
 
 
-def broker_check(app: Any) -> Callable[[], None]:
+def broker_check(app: Celery) -> Callable[[], None]:
+    """Open (and close) a broker connection; kombu's Redis transport PINGs on connect."""
+
     def check() -> None:
         with app.connection_for_write(connect_timeout=PROBE_TIMEOUT_SECONDS) as connection:
             connection.ensure_connection(max_retries=0, timeout=PROBE_TIMEOUT_SECONDS)
@@ -52,15 +57,21 @@ def broker_check(app: Any) -> Callable[[], None]:
     return check
 
 
-def readiness(checks: list[Check]) -> tuple[int, dict[str, Any]]:
+def run_checks(checks: Sequence[Check], logger: logging.Logger = log) -> dict[str, str]:
+    """Each check's outcome by name: "ok", or "error: <exception type>" (logged to `logger`)."""
     results: dict[str, str] = {}
     for name, check in checks:
         try:
             check()
             results[name] = "ok"
         except Exception as error:  # any failure means "not ready"
-            log.warning("readiness check %s failed: %s", name, type(error).__name__)
+            logger.warning("readiness check %s failed: %s", name, type(error).__name__)
             results[name] = f"error: {type(error).__name__}"
+    return results
+
+
+def readiness(checks: list[Check]) -> tuple[int, dict[str, Any]]:
+    results = run_checks(checks)
     ready = all(result == "ok" for result in results.values())
     return (200 if ready else 503), {"status": "ready" if ready else "not ready",
                                      "checks": results}

@@ -71,7 +71,7 @@ def check_korus(settings: Settings) -> None:
     check alone (deleted afterwards): the fleet's cached token would prove nothing about
     credentials that were just rotated.
     """
-    from worker.korus.auth import SharedTokenProvider, StaticTokenProvider, TokenProvider
+    from worker.korus.auth import CACHE_KEY
     from worker.korus.client import KorusClient
     from worker.redis_connect import connect
 
@@ -81,30 +81,9 @@ def check_korus(settings: Settings) -> None:
         socket_timeout=CHECK_TIMEOUT_SECONDS,
         socket_connect_timeout=CHECK_TIMEOUT_SECONDS,
     )
-    tokens: TokenProvider
-    own_key = f"bw:korus:token:release:{uuid.uuid4().hex}"
+    own_key = f"{CACHE_KEY}:release:{uuid.uuid4().hex}"
     try:
-        if settings.korus_token is not None:
-            tokens = StaticTokenProvider(settings.korus_token.get_secret_value())
-        else:
-            assert settings.korus_token_url and settings.korus_client_id
-            assert settings.korus_client_secret is not None
-            tokens = SharedTokenProvider(
-                client,
-                settings.korus_token_url,
-                settings.korus_client_id,
-                settings.korus_client_secret.get_secret_value(),
-                key_prefix=own_key,
-                timeout=(settings.korus_connect_timeout, settings.korus_read_timeout),
-                wait_seconds=settings.korus_token_wait_seconds,
-            )
-        korus = KorusClient(
-            settings.korus_base_url,
-            tokens,
-            language=settings.korus_language,
-            connect_timeout=settings.korus_connect_timeout,
-            read_timeout=settings.korus_read_timeout,
-        )
+        korus = KorusClient.from_settings(settings, client, token_key=own_key, record_calls=False)
         # Read-only, one item: a 401/403 here means the token is refused.
         korus.transport.request("GET", "/v1/ticketing/catalogs", params={"itemsPerPage": 1})
     finally:

@@ -5,6 +5,7 @@ the real store and BookingService, on the real Redis."""
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -43,27 +44,48 @@ def _payment(payment_id: str = "pi_new", amount: int = 4000) -> Payment:
                    amount_minor=amount, currency="eur", received_at=utcnow())
 
 
+@dataclass
+class Table:
+    """The store and the service of one test, and what a cell needs of them."""
+
+    store: BookingStore
+    service: BookingService
+
+    def put(self, state: State, **shape: Any) -> Booking:
+        """A booking in `state` (`make`'s shape), written to the store."""
+        booking = make(state, **shape)
+        assert self.store.create(booking, reason="fixture")
+        return booking
+
+    def record(self, booking: Booking, kind: str) -> str:
+        """The service's outcome for a payment event of `kind` for `booking`."""
+        n = next(_ids)
+        return self.service.record_payment(
+            PaymentEvent(provider="test", event_id=f"evt{n}", kind=kind,  # type: ignore[arg-type]
+                         booking_id=booking.id, payment_id=f"pi{n}", amount_minor=4000,
+                         currency="eur")
+        )
+
+    def apply(self, booking: Booking, payment: Payment) -> Booking | None:
+        """`payment` applied to the stored booking (as the payments worker does)."""
+        return self.store.update(booking.id, lambda b: apply_payment(b, payment, utcnow())).booking
+
+    def state_of(self, booking: Booking) -> State:
+        stored = self.store.load(booking.id)
+        assert stored is not None
+        return stored.state
+
+    def last_reason(self, booking: Booking) -> str:
+        return str(self.store.timeline(booking.id)[-1]["reason"])
+
+
 @pytest.fixture
-def parts(redis_client: redis.Redis) -> tuple[BookingStore, BookingService]:
+def table(redis_client: redis.Redis) -> Table:
     store = BookingStore(redis_client, retention_seconds=600)
     enqueue = RecordingEnqueuer()
-    return store, BookingService(store, enqueue, event_ttl_seconds=60, policy="all_or_nothing")
-
-
-def put(store: BookingStore, booking: Booking) -> Booking:
-    assert store.create(booking, reason="fixture")
-    return booking
-
-
-def event(booking: Booking, kind: str) -> PaymentEvent:
-    n = next(_ids)
-    return PaymentEvent(provider="test", event_id=f"evt{n}", kind=kind,  # type: ignore[arg-type]
-                        booking_id=booking.id, payment_id=f"pi{n}", amount_minor=4000,
-                        currency="eur")
-
-
-def last_reason(store: BookingStore, booking_id: str) -> str:
-    return str(store.timeline(booking_id)[-1]["reason"])
+    return Table(
+        store, BookingService(store, enqueue, event_ttl_seconds=60, policy="all_or_nothing")
+    )
 
 
 # -- succeeded -----------------------------------------------------------------------
@@ -86,12 +108,10 @@ SUCCEEDED: list[tuple[State, dict[str, Any], State, str]] = [
 @pytest.mark.parametrize(("state", "shape", "expected", "effect"), SUCCEEDED,
                          ids=[f"{s}-{'-'.join(map(str, k.values())) or 'x'}"
                               for s, k, _, _ in SUCCEEDED])
-def test_succeeded(parts: tuple[BookingStore, BookingService], state: State,
-                   shape: dict[str, Any], expected: State, effect: str) -> None:
-    store, _ = parts
-    booking = put(store, make(state, **shape))
-    result = store.update(booking.id, lambda b: apply_payment(b, _payment(), utcnow()))
-    after = result.booking
+def test_succeeded(table: Table, state: State, shape: dict[str, Any], expected: State,
+                   effect: str) -> None:
+    booking = table.put(state, **shape)
+    after = table.apply(booking, _payment())
     assert after is not None and after.state == expected
     if effect == "pending":
         assert after.pending_payment is not None
@@ -106,26 +126,19 @@ def test_succeeded(parts: tuple[BookingStore, BookingService], state: State,
         assert after.payment is not None
 
 
-def test_succeeded_with_another_amount_requires_a_refund(
-    parts: tuple[BookingStore, BookingService],
-) -> None:
-    store, _ = parts
-    booking = put(store, make(S.AWAITING_PAYMENT))
-    result = store.update(booking.id, lambda b: apply_payment(b, _payment(amount=3999), utcnow()))
-    assert result.booking is not None and result.booking.state == S.REFUND_REQUIRED
+def test_succeeded_with_another_amount_requires_a_refund(table: Table) -> None:
+    after = table.apply(table.put(S.AWAITING_PAYMENT), _payment(amount=3999))
+    assert after is not None and after.state == S.REFUND_REQUIRED
 
 
 # -- failed: a note in every state ---------------------------------------------------
 @pytest.mark.parametrize("state", list(State))
-def test_failed_attempt_is_only_a_note(parts: tuple[BookingStore, BookingService],
-                                       state: State) -> None:
-    store, service = parts
-    booking = put(store, make(state))
-    assert service.record_payment(event(booking, "failed")) == "noted"
-    after = store.load(booking.id)
-    assert after is not None and after.state == state
-    assert last_reason(store, booking.id).startswith("payment attempt failed")
-    assert service.enqueue.calls == []  # type: ignore[attr-defined]
+def test_failed_attempt_is_only_a_note(table: Table, state: State) -> None:
+    booking = table.put(state)
+    assert table.record(booking, "failed") == "noted"
+    assert table.state_of(booking) == state
+    assert table.last_reason(booking).startswith("payment attempt failed")
+    assert table.service.enqueue.calls == []  # type: ignore[attr-defined]
 
 
 # -- canceled (provider) -------------------------------------------------------------
@@ -134,107 +147,74 @@ NOTE_ONLY = [*PAID_LIKE, S.EXPIRED, S.RESERVATION_FAILED, S.REFUND_REQUIRED]
 
 
 @pytest.mark.parametrize("state", CANCELLABLE_CASES)
-def test_canceled_cancels_before_any_success(parts: tuple[BookingStore, BookingService],
-                                             state: State) -> None:
-    store, service = parts
-    booking = put(store, make(state))
-    assert service.record_payment(event(booking, "canceled")) == "cancelled"
-    after = store.load(booking.id)
-    assert after is not None and after.state == S.CANCELLED
+def test_canceled_cancels_before_any_success(table: Table, state: State) -> None:
+    booking = table.put(state)
+    assert table.record(booking, "canceled") == "cancelled"
+    assert table.state_of(booking) == S.CANCELLED
 
 
 @pytest.mark.parametrize("state", CANCELLABLE_CASES)
-def test_canceled_after_a_received_success_is_a_note(
-    parts: tuple[BookingStore, BookingService], state: State
-) -> None:
-    store, service = parts
-    booking = put(store, make(state))
-    assert service.record_payment(event(booking, "succeeded")) == "enqueued"  # not applied
-    assert service.record_payment(event(booking, "canceled")) == "ignored"
-    after = store.load(booking.id)
-    assert after is not None and after.state == state
-    assert "ignored: a payment succeeded" in last_reason(store, booking.id)
+def test_canceled_after_a_received_success_is_a_note(table: Table, state: State) -> None:
+    booking = table.put(state)
+    assert table.record(booking, "succeeded") == "enqueued"  # not applied
+    assert table.record(booking, "canceled") == "ignored"
+    assert table.state_of(booking) == state
+    assert "ignored: a payment succeeded" in table.last_reason(booking)
 
 
-def test_canceled_with_money_recorded_before_the_hold_is_a_note(
-    parts: tuple[BookingStore, BookingService],
-) -> None:
-    store, service = parts
-    booking = put(store, make(S.RESERVING))
-    store.update(booking.id, lambda b: apply_payment(b, _payment(), utcnow()))
-    assert service.record_payment(event(booking, "canceled")) == "ignored"
-    after = store.load(booking.id)
-    assert after is not None and after.state == S.RESERVING
+def test_canceled_with_money_recorded_before_the_hold_is_a_note(table: Table) -> None:
+    booking = table.put(S.RESERVING)
+    table.apply(booking, _payment())
+    assert table.record(booking, "canceled") == "ignored"
+    assert table.state_of(booking) == S.RESERVING
 
 
 @pytest.mark.parametrize("state", NOTE_ONLY)
-def test_canceled_after_payment_or_close_is_a_note(
-    parts: tuple[BookingStore, BookingService], state: State
-) -> None:
-    store, service = parts
-    booking = put(store, make(state))
-    assert service.record_payment(event(booking, "canceled")) == "ignored"
-    after = store.load(booking.id)
-    assert after is not None and after.state == state
-    assert "payment cancelled" in last_reason(store, booking.id)
+def test_canceled_after_payment_or_close_is_a_note(table: Table, state: State) -> None:
+    booking = table.put(state)
+    assert table.record(booking, "canceled") == "ignored"
+    assert table.state_of(booking) == state
+    assert "payment cancelled" in table.last_reason(booking)
 
 
-def test_canceled_twice_changes_nothing_the_second_time(
-    parts: tuple[BookingStore, BookingService],
-) -> None:
-    store, service = parts
-    booking = put(store, make(S.CANCELLED))
-    assert service.record_payment(event(booking, "canceled")) == "cancelled"
-    assert len(store.timeline(booking.id)) == 1
+def test_canceled_twice_changes_nothing_the_second_time(table: Table) -> None:
+    booking = table.put(S.CANCELLED)
+    assert table.record(booking, "canceled") == "cancelled"
+    assert len(table.store.timeline(booking.id)) == 1
 
 
 # -- merchant cancel -------------------------------------------------------------------
 @pytest.mark.parametrize("state", CANCELLABLE_CASES)
-def test_merchant_cancel_before_any_success(parts: tuple[BookingStore, BookingService],
-                                            state: State) -> None:
-    store, service = parts
-    booking = put(store, make(state))
-    assert service.cancel(booking.id).state == S.CANCELLED
+def test_merchant_cancel_before_any_success(table: Table, state: State) -> None:
+    booking = table.put(state)
+    assert table.service.cancel(booking.id).state == S.CANCELLED
 
 
 @pytest.mark.parametrize("state", CANCELLABLE_CASES)
-def test_merchant_cancel_after_a_received_success_is_refused(
-    parts: tuple[BookingStore, BookingService], state: State
-) -> None:
-    store, service = parts
-    booking = put(store, make(state))
-    service.record_payment(event(booking, "succeeded"))
+def test_merchant_cancel_after_a_received_success_is_refused(table: Table, state: State) -> None:
+    booking = table.put(state)
+    table.record(booking, "succeeded")
     with pytest.raises(BookingConflictError, match="it is paid"):
-        service.cancel(booking.id)
-    after = store.load(booking.id)
-    assert after is not None and after.state == state
+        table.service.cancel(booking.id)
+    assert table.state_of(booking) == state
 
 
 @pytest.mark.parametrize("state", NOTE_ONLY)
-def test_merchant_cancel_after_payment_or_close_is_refused(
-    parts: tuple[BookingStore, BookingService], state: State
-) -> None:
-    store, service = parts
-    booking = put(store, make(state))
+def test_merchant_cancel_after_payment_or_close_is_refused(table: Table, state: State) -> None:
+    booking = table.put(state)
     with pytest.raises(BookingConflictError):
-        service.cancel(booking.id)
-    after = store.load(booking.id)
-    assert after is not None and after.state == state
+        table.service.cancel(booking.id)
+    assert table.state_of(booking) == state
 
 
-def test_merchant_cancel_of_a_cancelled_booking_returns_it(
-    parts: tuple[BookingStore, BookingService],
-) -> None:
-    store, service = parts
-    booking = put(store, make(S.CANCELLED))
-    assert service.cancel(booking.id).state == S.CANCELLED
+def test_merchant_cancel_of_a_cancelled_booking_returns_it(table: Table) -> None:
+    booking = table.put(S.CANCELLED)
+    assert table.service.cancel(booking.id).state == S.CANCELLED
 
 
 def test_succeeded_after_cancel_with_another_amount_requires_a_refund_without_a_new_hold(
-    parts: tuple[BookingStore, BookingService],
+    table: Table,
 ) -> None:
-    store, _ = parts
-    booking = put(store, make(S.CANCELLED))
-    result = store.update(booking.id, lambda b: apply_payment(b, _payment(amount=3999), utcnow()))
-    assert result.booking is not None and result.booking.state == S.REFUND_REQUIRED
-    assert not result.booking.rescue and result.booking.released_reservations == []
+    after = table.apply(table.put(S.CANCELLED), _payment(amount=3999))
+    assert after is not None and after.state == S.REFUND_REQUIRED
+    assert not after.rescue and after.released_reservations == []

@@ -16,6 +16,19 @@ def held_booking(booking_id: str) -> Booking:
     return booking_in(State.AWAITING_PAYMENT, id=booking_id, expires_in=15 * 60)
 
 
+def store_on(client: redis.Redis) -> BookingStore:
+    """A store of its own (remembering nothing yet), with the retention the TTLs are
+    checked against."""
+    return BookingStore(client, retention_seconds=600)
+
+
+def created(store: BookingStore, booking_id: str) -> Booking:
+    """A held booking, written through `store`."""
+    booking = held_booking(booking_id)
+    assert store.create(booking, reason="created")
+    return booking
+
+
 def cancel(booking: Booking) -> Change | None:
     if booking.state != State.AWAITING_PAYMENT:
         return None
@@ -24,7 +37,7 @@ def cancel(booking: Booking) -> Change | None:
 
 
 def test_a_stale_version_loses_and_the_winner_is_on_the_timeline(redis_client: redis.Redis) -> None:
-    store = BookingStore(redis_client, retention_seconds=600)
+    store = store_on(redis_client)
     booking = held_booking("bk_cas")
     assert store.create(booking, reason="created")
     assert not store.create(booking, reason="again")  # one record per id
@@ -48,7 +61,7 @@ def test_a_stale_version_loses_and_the_winner_is_on_the_timeline(redis_client: r
 def test_closing_removes_its_own_deadline_but_not_one_rescored_meanwhile(
     redis_client: redis.Redis,
 ) -> None:
-    store = BookingStore(redis_client, retention_seconds=600)
+    store = store_on(redis_client)
     mine, theirs = held_booking("bk_mine"), held_booking("bk_theirs")
     store.create(mine, reason="created")
     store.create(theirs, reason="created")
@@ -63,9 +76,8 @@ def test_closing_removes_its_own_deadline_but_not_one_rescored_meanwhile(
 
 
 def test_writes_survive_redis_forgetting_its_scripts(redis_client: redis.Redis) -> None:
-    store = BookingStore(redis_client, retention_seconds=600)
-    booking = held_booking("bk_noscript")
-    store.create(booking, reason="created")
+    store = store_on(redis_client)
+    booking = created(store, "bk_noscript")
     redis_client.script_flush()
 
     assert store.update(booking.id, cancel).changed
@@ -100,24 +112,21 @@ def test_an_update_after_this_store_wrote_the_record_does_not_read_it_again(
     redis_client: redis.Redis,
 ) -> None:
     client = counting_client(redis_client)
-    store = BookingStore(client, retention_seconds=600)
-    booking = held_booking("bk_ryw")
-    store.create(booking, reason="created")
+    store = store_on(client)
+    booking = created(store, "bk_ryw")
     client.sent.clear()
     first = store.update(booking.id, note("one"))
     second = store.update(booking.id, note("two"))
     assert first.changed and second.changed
     assert client.sent.count("HGET") == 0  # both wrote from the record this store knew
-    assert BookingStore(redis_client, retention_seconds=600).load(booking.id).reason == "two"  # type: ignore[union-attr]
+    assert store_on(redis_client).load(booking.id).reason == "two"  # type: ignore[union-attr]
 
 
 def test_a_remembered_record_made_stale_by_another_writer_is_never_trusted(
     redis_client: redis.Redis,
 ) -> None:
-    mine = BookingStore(redis_client, retention_seconds=600)
-    other = BookingStore(redis_client, retention_seconds=600)
-    booking = held_booking("bk_stale_guess")
-    mine.create(booking, reason="created")
+    mine, other = store_on(redis_client), store_on(redis_client)
+    booking = created(mine, "bk_stale_guess")
     other.update(booking.id, cancel)  # `mine` still remembers it awaiting payment
 
     # On the remembered record this would cancel: the compare-and-set must refuse it and
@@ -136,8 +145,7 @@ def test_a_remembered_record_made_stale_by_another_writer_is_never_trusted(
 def test_nothing_to_do_on_a_stale_remembered_record_is_checked_against_redis(
     redis_client: redis.Redis,
 ) -> None:
-    mine = BookingStore(redis_client, retention_seconds=600)
-    other = BookingStore(redis_client, retention_seconds=600)
+    mine, other = store_on(redis_client), store_on(redis_client)
     booking = held_booking("bk_stale_noop")
     booking.state = State.RESERVING
     booking.reservations = []
@@ -156,9 +164,8 @@ def test_nothing_to_do_on_a_stale_remembered_record_is_checked_against_redis(
 def test_records_are_stored_compressed_and_plain_json_records_are_still_read(
     redis_client: redis.Redis,
 ) -> None:
-    store = BookingStore(redis_client, retention_seconds=600)
-    booking = held_booking("bk_compact")
-    store.create(booking, reason="created")
+    store = store_on(redis_client)
+    booking = created(store, "bk_compact")
     stored = str(redis_client.hget(keys.booking(booking.id), "json"))
     assert stored.startswith("z:") and len(stored) < len(booking.to_json())
 
@@ -167,7 +174,7 @@ def test_records_are_stored_compressed_and_plain_json_records_are_still_read(
     redis_client.hset(keys.booking(older.id),
                       mapping={"version": 0, "state": older.state.value, "json": older.to_json()})
     assert store.load(older.id) == older
-    fresh = BookingStore(redis_client, retention_seconds=600)  # remembers nothing
+    fresh = store_on(redis_client)  # remembers nothing
     assert fresh.update(older.id, cancel).changed
     assert fresh.load(older.id).state == State.CANCELLED  # type: ignore[union-attr]
 
@@ -175,9 +182,8 @@ def test_records_are_stored_compressed_and_plain_json_records_are_still_read(
 def test_a_write_moves_the_state_indexes_and_a_lost_one_touches_none(
     redis_client: redis.Redis,
 ) -> None:
-    store = BookingStore(redis_client, retention_seconds=600)
-    booking = held_booking("bk_indexes")
-    store.create(booking, reason="created")
+    store = store_on(redis_client)
+    booking = created(store, "bk_indexes")
     awaiting, cancelled = keys.by_state("awaiting_payment"), keys.by_state("cancelled")
     assert redis_client.zscore(awaiting, booking.id) is not None
     assert redis_client.zscore(keys.DEADLINES, booking.id) is not None

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import threading
 
 import requests
 
 from tests.http.helpers import ROOT, web_env
+from tests.support.processes import printed_url
 
 
 def test_booking_worker_web_prints_its_url_and_serves_the_app_on_gunicorn(
@@ -23,14 +23,7 @@ def test_booking_worker_web_prints_its_url_and_serves_the_app_on_gunicorn(
         text=True,
     )
     try:
-        stdout = process.stdout
-        assert stdout is not None
-        lines: list[str] = []
-        reader = threading.Thread(target=lambda: lines.append(stdout.readline()), daemon=True)
-        reader.start()
-        reader.join(20)
-        assert lines and lines[0].startswith("http://127.0.0.1:"), lines
-        url = lines[0].strip()
+        url = printed_url(process)
 
         health = requests.get(url + "/healthz", timeout=10)
         assert health.json() == {"status": "ok"}

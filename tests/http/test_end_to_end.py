@@ -5,11 +5,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from decimal import Decimal
-from pathlib import Path
 
-import pytest
 import requests
 
 from korus_sandbox.admin import SandboxAdmin
@@ -19,24 +16,8 @@ from tests.http.helpers import (
     payment_intent,
     stripe_body,
     stripe_headers,
-    web_env,
 )
 from tests.support.booking import request_for, wait_for_state
-from worker.processes import Proc
-
-
-@pytest.fixture(scope="module")
-def web_and_worker(
-    redis_url: str,
-    deployment_env: dict[str, str],
-    worker: Proc,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[WebServer]:
-    """gunicorn on the same Redis and sandbox as the worker (started after its flush)."""
-    log = Path(tmp_path_factory.mktemp("web-e2e")) / "gunicorn.log"
-    server = WebServer(web_env(redis_url, deployment_env), log).start()
-    yield server
-    server.stop()
 
 
 def test_a_booking_paid_through_a_stripe_webhook_completes_with_documents(

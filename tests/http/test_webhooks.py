@@ -53,7 +53,11 @@ class Provider:
     def deliver(
         self, web: WebServer, body: bytes, headers: dict[str, str]
     ) -> requests.Response:
-        return requests.post(f"{self.url(web)}", data=body, headers=headers, timeout=10)
+        return requests.post(self.url(web), data=body, headers=headers, timeout=10)
+
+    def send(self, web: WebServer, body: bytes, event_id: str) -> requests.Response:
+        """`body` as the provider delivers it: signed with the current secret."""
+        return self.deliver(web, body, self.sign(body, event_id))
 
     def url(self, web: WebServer) -> str:
         return web.url + self.path
@@ -119,6 +123,34 @@ def new_event_id(provider: Provider) -> str:
     return f"evt_{provider.name}_{time.time_ns()}"
 
 
+def outcome(response: requests.Response) -> str:
+    """The outcome of a delivery the endpoint acknowledged (a 200)."""
+    assert response.status_code == 200, response.text
+    return str(response.json()["outcome"])
+
+
+def state_of(db: redis.Redis, booking_id: str) -> State:
+    stored = store_for(db).load(booking_id)
+    assert stored is not None
+    return stored.state
+
+
+def last_reason(db: redis.Redis, booking_id: str) -> str:
+    return str(store_for(db).timeline(booking_id)[-1]["reason"])
+
+
+def left_by_a_first_delivery(
+    db: redis.Redis, provider: Provider, event_id: str, booking_id: str, recorded_at: float
+) -> None:
+    """The claim record_payment writes (SET NX) before it enqueues, as a first delivery
+    of `event_id` leaves it while in flight or when it died before its enqueue."""
+    db.set(
+        provider.event_key(event_id),
+        json.dumps({"booking_id": booking_id, "enqueued": False, "recorded_at": recorded_at}),
+        ex=60,
+    )
+
+
 def _change_timestamp(headers: dict[str, str]) -> dict[str, str]:
     changed = dict(headers)
     if "Stripe-Signature" in changed:
@@ -141,12 +173,12 @@ def test_a_signed_payment_is_enqueued_once_and_its_repeats_are_duplicates(
     event_id = new_event_id(provider)
     body = provider.succeeded(booking.id, event_id)
 
-    first = provider.deliver(web, body, provider.sign(body, event_id))
-    again = provider.deliver(web, body, provider.sign(body, event_id))
+    first = provider.send(web, body, event_id)
+    again = provider.send(web, body, event_id)
 
     assert first.status_code == 200, first.text
     assert first.json() == {"outcome": "enqueued", "eventId": event_id}
-    assert again.status_code == 200 and again.json()["outcome"] == "duplicate"
+    assert outcome(again) == "duplicate"
     messages = tasks_for(db, booking.id, TaskName.PAYMENT_SUCCEEDED)
     assert [(m.queue.split(":")[0], m.args) for m in messages] == [
         ("payments", [booking.id, f"{provider.name}:{event_id}"])
@@ -166,7 +198,7 @@ def test_the_previous_secret_is_accepted_during_rotation(
 
     response = provider.deliver(web, body, provider.sign(body, event_id, provider.old_secret))
 
-    assert response.status_code == 200 and response.json()["outcome"] == "enqueued"
+    assert outcome(response) == "enqueued"
     assert len(tasks_for(db, booking.id, TaskName.PAYMENT_SUCCEEDED)) == 1
 
 
@@ -207,6 +239,10 @@ def test_a_tampered_delivery_is_refused_and_nothing_is_enqueued(
     assert db.get(provider.event_key(event_id)) is None
 
 
+def stripe_signed(header: str) -> dict[str, str]:
+    return {"Stripe-Signature": header, "Content-Type": "application/json"}
+
+
 def test_stripe_accepts_any_matching_v1_among_several(web: WebServer, db: redis.Redis) -> None:
     booking = held_booking(db)
     body = STRIPE.succeeded(booking.id, "evt_multi_" + str(time.time_ns()))
@@ -214,24 +250,16 @@ def test_stripe_accepts_any_matching_v1_among_several(web: WebServer, db: redis.
     t, v1 = good.split(",")
     header = f"{t},v1={'0' * 64},{v1},v0={'f' * 64}"
 
-    response = requests.post(
-        STRIPE.url(web), data=body,
-        headers={"Stripe-Signature": header, "Content-Type": "application/json"}, timeout=10,
-    )
+    response = STRIPE.deliver(web, body, stripe_signed(header))
 
-    assert response.status_code == 200 and response.json()["outcome"] == "enqueued"
+    assert outcome(response) == "enqueued"
 
 
 def test_stripe_refuses_a_header_with_only_v0_signatures(web: WebServer, db: redis.Redis) -> None:
     body = STRIPE.succeeded(held_booking(db).id, "evt_v0_" + str(time.time_ns()))
     header = stripe_headers(body)["Stripe-Signature"].replace("v1=", "v0=")
 
-    response = requests.post(
-        STRIPE.url(web), data=body,
-        headers={"Stripe-Signature": header, "Content-Type": "application/json"}, timeout=10,
-    )
-
-    problem(response, 400)
+    problem(STRIPE.deliver(web, body, stripe_signed(header)), 400)
 
 
 def test_standard_webhooks_accepts_any_matching_signature_among_several(
@@ -246,9 +274,7 @@ def test_standard_webhooks_accepts_any_matching_signature_among_several(
         + headers["webhook-signature"]
     )
 
-    response = PAYMENTS.deliver(web, body, headers)
-
-    assert response.status_code == 200 and response.json()["outcome"] == "enqueued"
+    assert outcome(PAYMENTS.deliver(web, body, headers)) == "enqueued"
 
 
 def test_standard_webhooks_signature_covers_the_message_id(web: WebServer, db: redis.Redis) -> None:
@@ -269,14 +295,12 @@ def test_a_failed_payment_attempt_is_a_timeline_note_and_nothing_else(
     """A declined card: the customer may still pay the same payment (issue 9)."""
     booking = held_booking(db)
     event_id = new_event_id(provider)
-    body = provider.failed(booking.id, event_id)
 
-    response = provider.deliver(web, body, provider.sign(body, event_id))
+    response = provider.send(web, provider.failed(booking.id, event_id), event_id)
 
-    assert response.status_code == 200 and response.json()["outcome"] == "noted"
-    stored = store_for(db).load(booking.id)
-    assert stored is not None and stored.state == State.AWAITING_PAYMENT
-    assert "payment attempt failed" in store_for(db).timeline(booking.id)[-1]["reason"]
+    assert outcome(response) == "noted"
+    assert state_of(db, booking.id) == State.AWAITING_PAYMENT
+    assert "payment attempt failed" in last_reason(db, booking.id)
     assert tasks_for(db, booking.id, TaskName.NOTIFY) == []
 
 
@@ -286,13 +310,11 @@ def test_a_cancelled_payment_cancels_the_held_booking(
 ) -> None:
     booking = held_booking(db)
     event_id = new_event_id(provider)
-    body = provider.canceled(booking.id, event_id)
 
-    response = provider.deliver(web, body, provider.sign(body, event_id))
+    response = provider.send(web, provider.canceled(booking.id, event_id), event_id)
 
-    assert response.status_code == 200 and response.json()["outcome"] == "cancelled"
-    stored = store_for(db).load(booking.id)
-    assert stored is not None and stored.state == State.CANCELLED
+    assert outcome(response) == "cancelled"
+    assert state_of(db, booking.id) == State.CANCELLED
     assert tasks_for(db, booking.id, TaskName.PAYMENT_SUCCEEDED) == []
     assert [m.args for m in tasks_for(db, booking.id, TaskName.NOTIFY)] == [
         [booking.id, "booking.cancelled"]
@@ -306,17 +328,15 @@ def test_a_cancel_after_a_received_success_is_only_a_note(
     """The success is queued, not applied yet: the late cancel must not close the booking."""
     booking = held_booking(db)
     paid_id = new_event_id(provider)
-    paid = provider.succeeded(booking.id, paid_id)
-    assert provider.deliver(web, paid, provider.sign(paid, paid_id)).json()["outcome"] == "enqueued"
+    paid = provider.send(web, provider.succeeded(booking.id, paid_id), paid_id)
+    assert outcome(paid) == "enqueued"
     event_id = new_event_id(provider)
-    body = provider.canceled(booking.id, event_id)
 
-    response = provider.deliver(web, body, provider.sign(body, event_id))
+    response = provider.send(web, provider.canceled(booking.id, event_id), event_id)
 
-    assert response.status_code == 200 and response.json()["outcome"] == "ignored"
-    stored = store_for(db).load(booking.id)
-    assert stored is not None and stored.state == State.AWAITING_PAYMENT
-    assert "ignored: a payment succeeded" in store_for(db).timeline(booking.id)[-1]["reason"]
+    assert outcome(response) == "ignored"
+    assert state_of(db, booking.id) == State.AWAITING_PAYMENT
+    assert "ignored: a payment succeeded" in last_reason(db, booking.id)
 
 
 @PROVIDERS
@@ -334,9 +354,8 @@ def test_events_we_do_not_act_on_are_acknowledged_without_enqueuing(
         cases.append((make(event_id), event_id, expected_detail))
 
     for body, event_id, expected_detail in cases:
-        response = provider.deliver(web, body, provider.sign(body, event_id))
-        assert response.status_code == 200, response.text
-        assert response.json()["outcome"] == "ignored"
+        response = provider.send(web, body, event_id)
+        assert outcome(response) == "ignored"
         assert response.json()["detail"] == expected_detail
     assert len(broker_messages(db)) == before
 
@@ -349,9 +368,9 @@ def test_a_payment_for_an_unknown_booking_is_acknowledged_and_not_enqueued(
     body = provider.succeeded(new_booking_id(), event_id)  # well formed, never written
     before = len(broker_messages(db))
 
-    response = provider.deliver(web, body, provider.sign(body, event_id))
+    response = provider.send(web, body, event_id)
 
-    assert response.status_code == 200 and response.json()["outcome"] == "unknown_booking"
+    assert outcome(response) == "unknown_booking"
     assert len(broker_messages(db)) == before
 
 
@@ -361,15 +380,10 @@ def test_a_delivery_while_the_first_is_in_flight_asks_for_a_retry(
 ) -> None:
     booking = held_booking(db)
     event_id = new_event_id(provider)
-    # What record_payment leaves while a first delivery is between its SET NX and enqueue.
-    db.set(
-        provider.event_key(event_id),
-        json.dumps({"booking_id": booking.id, "enqueued": False, "recorded_at": time.time()}),
-        ex=60,
-    )
-    body = provider.succeeded(booking.id, event_id)
+    # A first delivery between its claim and its enqueue, right now.
+    left_by_a_first_delivery(db, provider, event_id, booking.id, recorded_at=time.time())
 
-    response = provider.deliver(web, body, provider.sign(body, event_id))
+    response = provider.send(web, provider.succeeded(booking.id, event_id), event_id)
 
     assert problem(response, 503)
     assert int(response.headers["Retry-After"]) > 0
@@ -383,18 +397,14 @@ def test_a_delivery_whose_first_attempt_died_is_enqueued_once_on_retry(
     booking = held_booking(db)
     event_id = new_event_id(provider)
     # A first delivery that claimed the id and died before its enqueue, a while ago.
-    db.set(
-        provider.event_key(event_id),
-        json.dumps({"booking_id": booking.id, "enqueued": False, "recorded_at": 0}),
-        ex=60,
-    )
+    left_by_a_first_delivery(db, provider, event_id, booking.id, recorded_at=0)
     body = provider.succeeded(booking.id, event_id)
 
-    first = provider.deliver(web, body, provider.sign(body, event_id))
-    again = provider.deliver(web, body, provider.sign(body, event_id))
+    first = provider.send(web, body, event_id)
+    again = provider.send(web, body, event_id)
 
-    assert first.status_code == 200 and first.json()["outcome"] == "enqueued"
-    assert again.status_code == 200 and again.json()["outcome"] == "duplicate"
+    assert outcome(first) == "enqueued"
+    assert outcome(again) == "duplicate"
     assert len(tasks_for(db, booking.id, TaskName.PAYMENT_SUCCEEDED)) == 1
 
 
@@ -404,8 +414,7 @@ def test_signed_but_malformed_bodies_are_refused(
 ) -> None:
     before = len(broker_messages(db))
     for body in (b'{"type": "payment.succeeded", "data": ', b"[1, 2]", b"NaN", b'"\\ud800"'):
-        event_id = new_event_id(provider)
-        response = provider.deliver(web, body, provider.sign(body, event_id))
+        response = provider.send(web, body, new_event_id(provider))
         assert problem(response, 400)["type"] in (
             "/problems/malformed-json",
             "/problems/malformed-event",
@@ -429,7 +438,7 @@ def test_an_oversized_body_is_refused_before_it_is_read(
     body = b'{"pad": "' + b"x" * (256 * 1024) + b'"}'
     before = len(broker_messages(db))
 
-    declared = provider.deliver(web, body, provider.sign(body, new_event_id(provider)))
+    declared = provider.send(web, body, new_event_id(provider))
     chunked = requests.post(
         provider.url(web),
         data=iter([body[i : i + 65536] for i in range(0, len(body), 65536)]),
@@ -453,25 +462,32 @@ def test_a_body_that_is_not_json_is_refused_with_400(
     assert problem(provider.deliver(web, body, headers), 400)
 
 
+def checkout_session(
+    booking_id: str, session_id: str, payment_intent: str, payment_status: str
+) -> dict[str, Any]:
+    """A Checkout Session of 42.50 EUR (the held booking's total) for `booking_id`."""
+    return {
+        "id": session_id,
+        "object": "checkout.session",
+        "payment_intent": payment_intent,
+        "payment_status": payment_status,
+        "amount_total": 4250,
+        "currency": "eur",
+        "metadata": {"booking_id": booking_id},
+    }
+
+
 def test_checkout_session_completed_pays_with_its_payment_intent(
     web: WebServer, db: redis.Redis
 ) -> None:
     booking = held_booking(db)
     event_id = "evt_cs_" + str(time.time_ns())
-    session: dict[str, Any] = {
-        "id": "cs_test_1",
-        "object": "checkout.session",
-        "payment_intent": "pi_from_session",
-        "payment_status": "paid",
-        "amount_total": 4250,
-        "currency": "eur",
-        "metadata": {"booking_id": booking.id},
-    }
+    session = checkout_session(booking.id, "cs_test_1", "pi_from_session", payment_status="paid")
     body = stripe_body("checkout.session.completed", session, event_id)
 
     response = STRIPE.deliver(web, body, stripe_headers(body))
 
-    assert response.status_code == 200 and response.json()["outcome"] == "enqueued"
+    assert outcome(response) == "enqueued"
     recorded = json.loads(db.get(STRIPE.event_key(event_id)) or "{}")
     assert recorded["payment"]["payment_id"] == "pi_from_session"
     assert recorded["payment"]["amount_minor"] == 4250
@@ -481,15 +497,7 @@ def test_an_unpaid_checkout_session_waits_for_its_async_payment(
     web: WebServer, db: redis.Redis
 ) -> None:
     booking = held_booking(db)
-    session: dict[str, Any] = {
-        "id": "cs_test_async",
-        "object": "checkout.session",
-        "payment_intent": "pi_async",
-        "payment_status": "unpaid",
-        "amount_total": 4250,
-        "currency": "eur",
-        "metadata": {"booking_id": booking.id},
-    }
+    session = checkout_session(booking.id, "cs_test_async", "pi_async", payment_status="unpaid")
     completed = stripe_body("checkout.session.completed", session)
     paid_later = stripe_body(
         "checkout.session.async_payment_succeeded", {**session, "payment_status": "paid"}

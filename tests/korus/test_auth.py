@@ -36,6 +36,12 @@ GRANT = {
 }
 
 
+def sandbox_tokens(redis_client: redis.Redis, sandbox: Sandbox) -> SharedTokenProvider:
+    """A provider with the sandbox's client credentials, sharing its token through the
+    test Redis."""
+    return SharedTokenProvider(redis_client, sandbox.token_url, "sandbox", "sandbox")
+
+
 def _token_calls(admin: SandboxAdmin) -> int:
     return int(admin.calls().get(TOKEN_CALL, 0))
 
@@ -66,7 +72,7 @@ def test_clients_in_many_threads_share_one_token_request(
 ) -> None:
     def work(_index: int) -> None:
         # Each thread is its own "worker": its own provider and client, one Redis key.
-        tokens = SharedTokenProvider(redis_client, sandbox.token_url, "sandbox", "sandbox", None)
+        tokens = sandbox_tokens(redis_client, sandbox)
         client = KorusClient(sandbox.url, tokens)
         for _ in range(3):
             assert client.list_catalogs()
@@ -83,7 +89,7 @@ def test_a_revoked_cached_token_causes_one_refresh_for_all_workers(
     redis_client.set(KEY, revoked.to_json())
 
     def work(_index: int) -> None:
-        tokens = SharedTokenProvider(redis_client, sandbox.token_url, "sandbox", "sandbox", None)
+        tokens = sandbox_tokens(redis_client, sandbox)
         assert KorusClient(sandbox.url, tokens).list_catalogs()
 
     assert _run_in_threads(6, work) == []
@@ -94,7 +100,7 @@ def test_a_token_lapsed_at_korus_is_refreshed_once_on_401(
     sandbox: Sandbox, admin: SandboxAdmin, redis_client: redis.Redis
 ) -> None:
     admin.configure(token_lifetime_seconds=1.0)
-    tokens = SharedTokenProvider(redis_client, sandbox.token_url, "sandbox", "sandbox", None)
+    tokens = sandbox_tokens(redis_client, sandbox)
     client = KorusClient(sandbox.url, tokens)
     client.list_catalogs()
     # A clock skew: this process believes its copy is good for long; Korus lapsed it.
@@ -113,7 +119,7 @@ def test_a_token_near_expiry_is_refreshed_ahead_of_time(
     sandbox: Sandbox, admin: SandboxAdmin, redis_client: redis.Redis
 ) -> None:
     admin.configure(token_lifetime_seconds=1.0)
-    tokens = SharedTokenProvider(redis_client, sandbox.token_url, "sandbox", "sandbox", None)
+    tokens = sandbox_tokens(redis_client, sandbox)
     first = tokens.token()
     assert 0 < redis_client.pttl(KEY) <= 1000  # the Redis TTL is the token's lifetime
 
@@ -126,7 +132,7 @@ def test_a_token_near_expiry_is_refreshed_ahead_of_time(
 def test_bad_client_credentials_are_an_auth_error(
     sandbox: Sandbox, admin: SandboxAdmin, redis_client: redis.Redis
 ) -> None:
-    tokens = SharedTokenProvider(redis_client, sandbox.token_url, "sandbox", "wrong", None)
+    tokens = SharedTokenProvider(redis_client, sandbox.token_url, "sandbox", "wrong")
 
     with pytest.raises(KorusAuthError):
         KorusClient(sandbox.url, tokens).list_catalogs()

@@ -28,8 +28,10 @@ GET_RESERVATION = "GET /v1/booking/reservations/{id}"
 HELD = 1.5
 
 
-def _catalog_of(offer_iri: str) -> str:
-    return offer_iri.split("/offers/")[0]
+def _available(client: KorusClient, product: dict[str, Any]) -> int:
+    """The product's offer's available quantity, as Korus reports it."""
+    offer = product["offer"]
+    return client.get_availability(offer.split("/offers/")[0], offer).available_quantity
 
 
 def _orders_for(admin: SandboxAdmin, reference: str) -> list[dict[str, Any]]:
@@ -71,12 +73,7 @@ def test_429_on_post_is_refused_not_unknown_with_retry_after(
 
     assert type(caught.value) is KorusTransientError
     assert caught.value.status == 429 and caught.value.retry_after == 3.0
-    assert (
-        client.get_availability(
-            _catalog_of(catalog["Limited Concert"]["offer"]), catalog["Limited Concert"]["offer"]
-        ).available_quantity
-        == 5
-    )
+    assert _available(client, catalog["Limited Concert"]) == 5
 
 
 def test_5xx_on_create_orders_is_outcome_unknown(
@@ -149,12 +146,7 @@ def test_outcome_unknown_reservation_may_hold_inventory(
     with pytest.raises(KorusOutcomeUnknownError):
         fast_client.reserve([item(concert, quantity=2)])
 
-    assert (
-        fast_client.get_availability(
-            _catalog_of(concert["offer"]), concert["offer"]
-        ).available_quantity
-        == 3
-    )
+    assert _available(fast_client, concert) == 3
 
 
 def test_connection_refused_is_not_sent(sandbox: object, tokens: SharedTokenProvider) -> None:

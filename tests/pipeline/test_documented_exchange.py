@@ -11,12 +11,9 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
-import pytest
 import redis
 import requests
 
@@ -28,26 +25,11 @@ from tests.http.helpers import (
     store_for,
     stripe_body,
     stripe_headers,
-    web_env,
 )
 from tests.support.booking import wait_for_state
 from tests.support.shapes import drift, example
-from worker.processes import Proc
 
 BUNDLE = "Park And Show Bundle"
-
-
-@pytest.fixture(scope="module")
-def web_and_worker(
-    redis_url: str,
-    deployment_env: dict[str, str],
-    worker: Proc,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[WebServer]:
-    log = Path(tmp_path_factory.mktemp("web-documented")) / "gunicorn.log"
-    server = WebServer(web_env(redis_url, deployment_env), log).start()
-    yield server
-    server.stop()
 
 
 def documented_items(catalog: dict[str, Any]) -> list[dict[str, Any]]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import threading
 
 import pytest
 import requests
@@ -15,6 +14,7 @@ from korus_sandbox.command import sandbox
 from korus_sandbox.faults import FaultRule, parse_fault_spec
 from tests.sandbox.helpers import request_token
 from tests.support.korus import TOKEN_PATH
+from tests.support.processes import printed_url
 
 
 def test_fault_specs_parse_into_rules() -> None:
@@ -83,14 +83,7 @@ def test_python_m_serves_with_its_options_until_sigterm() -> None:
         text=True,
     )
     try:
-        stdout = process.stdout
-        assert stdout is not None
-        lines: list[str] = []
-        reader = threading.Thread(target=lambda: lines.append(stdout.readline()))
-        reader.start()
-        reader.join(timeout=20)
-        assert lines and lines[0].startswith("http://127.0.0.1:"), lines
-        url = lines[0].strip()
+        url = printed_url(process)
         assert requests.get(url + "/_sandbox/config", timeout=5).json()["hold_seconds"] == 5.0
         faults = requests.get(url + "/_sandbox/faults", timeout=5).json()["faults"]
         assert [f["latency_ms"] for f in faults] == [1.0]

@@ -1,4 +1,5 @@
-"""Fixtures of a real deployment per test module: the sandbox, a Celery worker, real Redis.
+"""Fixtures of a real deployment per test module: the sandbox, a Celery worker, real Redis
+(and the web front beside them: `web_and_worker`).
 
 Registered for every test by tests/conftest.py (`pytest_plugins`). A module that needs
 other worker settings overrides the `worker_settings` fixture.
@@ -15,6 +16,7 @@ import pytest
 
 from korus_sandbox.admin import SandboxAdmin
 from korus_sandbox.server import SandboxConfig, start_sandbox
+from tests.http.helpers import WebServer, web_env
 from tests.support.backends import Backends
 from worker.booking.deadlines import DeadlinePolicy
 from worker.booking.service import BookingService
@@ -92,6 +94,20 @@ def worker(
     proc = worker_proc(deployment_env, concurrency=4, log=log).start()
     yield proc
     proc.stop()
+
+
+@pytest.fixture(scope="module")
+def web_and_worker(
+    redis_url: str,
+    deployment_env: dict[str, str],
+    worker: Proc,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[WebServer]:
+    """gunicorn on the same Redis and sandbox as the worker (started after its flush)."""
+    log = Path(tmp_path_factory.mktemp("web")) / "gunicorn.log"
+    server = WebServer(web_env(redis_url, deployment_env), log).start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from celery import Celery
 from worker.booking.service import BookingService
 from worker.http import problems
 from worker.http.auth import MerchantAuthMiddleware, MerchantKeys
-from worker.http.health import Healthz, Readyz, broker_check, redis_check
+from worker.http.health import Healthz, Readyz, redis_check
 from worker.http.merchant import (
     BookingCancel,
     BookingDocumentsRefresh,
@@ -28,6 +28,7 @@ from worker.http.openapi import OpenApiResource
 from worker.http.payment_ingress import PaymentIngress
 from worker.http.signatures import StandardWebhooksVerifier, StripeVerifier
 from worker.http.webhooks import StandardPaymentsWebhook, StripeWebhook, UnconfiguredWebhook
+from worker.probes import broker_check
 from worker.settings import Settings
 
 log = logging.getLogger("booking.http")

@@ -46,21 +46,13 @@ def serve(host: str, port: int, workers: int | None = None) -> None:
     os.execv(argv[0], argv)  # noqa: S606 - our own interpreter and arguments
 
 
-@click.command("web")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option(
-    "--port",
-    default=8000,
-    show_default=True,
-    type=click.IntRange(0, 65535),
-    help="TCP port (0: any free port).",
-)
-@click.option(
-    "--workers",
-    type=click.IntRange(1, 64),
-    default=None,
-    help="Worker processes (default: WEB_CONCURRENCY, else 2-4 by CPU count).",
-)
+# Every option shows its default in --help (as under `booking-worker`, whose group says so).
+@click.command("web", context_settings={"show_default": True})
+@click.option("--host", default="127.0.0.1", help="Address to listen on.")
+@click.option("--port", default=8000, type=click.IntRange(0, 65535),
+              help="TCP port (0: any free port).")
+@click.option("--workers", type=click.IntRange(1, 64), default=None,
+              help="Worker processes (default: WEB_CONCURRENCY, else 2-4 by CPU count).")
 def web(host: str, port: int, workers: int | None) -> None:
     """Serve the merchant API and the payment webhooks (gunicorn + gevent, as in production)."""
     serve(host, port, workers)

@@ -2,7 +2,9 @@
 
 A load balancer sends traffic only to ready instances; an orchestrator restarts an
 instance whose /healthz fails. /readyz opens short-timeout connections of its own so a
-hung backend makes the probe fail within a few seconds instead of holding a thread.
+hung backend makes the probe fail within a few seconds instead of holding a thread. The
+broker check, the timeout and the running of the checks are those of worker.probes (the
+same probes for the workers and beat).
 """
 
 from __future__ import annotations
@@ -13,17 +15,13 @@ from typing import Any
 
 import falcon
 import redis
-from celery import Celery
 from pydantic import BaseModel
 from redis.cluster import RedisCluster
 
 from worker.http.problems import NOT_READY, ApiProblem
+from worker.probes import PROBE_TIMEOUT_SECONDS, Check, run_checks
 
 log = logging.getLogger("booking.http")
-
-PROBE_TIMEOUT_SECONDS = 2.0
-
-Check = tuple[str, Callable[[], None]]
 
 
 class HealthStatus(BaseModel):
@@ -60,16 +58,6 @@ def _ping_primaries(client: RedisCluster) -> None:
         raise redis.ConnectionError("a primary did not answer PING")
 
 
-def broker_check(app: Celery) -> Callable[[], None]:
-    """Open (and close) a broker connection; kombu's Redis transport PINGs on connect."""
-
-    def check() -> None:
-        with app.connection_for_write(connect_timeout=PROBE_TIMEOUT_SECONDS) as connection:
-            connection.ensure_connection(max_retries=0, timeout=PROBE_TIMEOUT_SECONDS)
-
-    return check
-
-
 class Healthz:
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """200 whenever the process can answer; touches no backend."""
@@ -82,14 +70,7 @@ class Readyz:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """200 when every backend answers; 503 problem naming the ones that do not."""
-        results: dict[str, str] = {}
-        for name, check in self.checks:
-            try:
-                check()
-                results[name] = "ok"
-            except Exception as error:  # any failure means "not ready"
-                log.warning("readiness check %s failed: %s", name, type(error).__name__)
-                results[name] = f"error: {type(error).__name__}"
+        results = run_checks(self.checks, log)
         if all(result == "ok" for result in results.values()):
             resp.media = HealthStatus(status="ready", checks=results).model_dump()
             return

@@ -20,7 +20,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import redis
 import requests
@@ -32,6 +32,11 @@ from worker.korus.transport import (
     leased_session,
     parse_retry_after,
 )
+
+if TYPE_CHECKING:
+    from worker.settings import Settings
+
+CACHE_KEY = "bw:korus:token"  # the fleet's shared token (and `:lock`, its refresh lock)
 
 # Compare-and-delete of the refresh lock: only its holder may release it.
 _RELEASE_LOCK = """
@@ -123,7 +128,7 @@ class SharedTokenProvider:
         client_id: str,
         client_secret: str,
         session: requests.Session | None = None,
-        key_prefix: str = "bw:korus:token",
+        key_prefix: str = CACHE_KEY,
         refresh_margin_seconds: float = 120.0,
         *,
         timeout: tuple[float, float] = (3.05, 10.0),
@@ -309,3 +314,24 @@ __all__ = [
     "StaticTokenProvider",
     "TokenProvider",
 ]
+
+
+def token_provider(
+    settings: Settings, redis_client: redis.Redis, *, key_prefix: str = CACHE_KEY
+) -> TokenProvider:
+    """The configured token source: KORUS_TOKEN as it is, else a client-credentials token
+    shared through Redis under `key_prefix`."""
+    if settings.korus_token is not None:
+        return StaticTokenProvider(settings.korus_token.get_secret_value())
+    # Settings guarantees all three are set when KORUS_TOKEN is not.
+    assert settings.korus_token_url and settings.korus_client_id
+    assert settings.korus_client_secret is not None
+    return SharedTokenProvider(
+        redis_client,
+        settings.korus_token_url,
+        settings.korus_client_id,
+        settings.korus_client_secret.get_secret_value(),
+        key_prefix=key_prefix,
+        timeout=(settings.korus_connect_timeout, settings.korus_read_timeout),
+        wait_seconds=settings.korus_token_wait_seconds,
+    )

@@ -15,13 +15,12 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, Unpack
 
-import requests
 from pydantic import BaseModel, ValidationError
 
 from worker.alerts import alert
-from worker.korus.auth import SharedTokenProvider, StaticTokenProvider, TokenProvider
+from worker.korus.auth import CACHE_KEY, TokenProvider, token_provider
 from worker.korus.errors import KorusUnreadableAnswerError, KorusUnreadableWriteError
 from worker.korus.iris import path_segment as _seg
 from worker.korus.iris import reservation_iri
@@ -46,8 +45,8 @@ from worker.korus.models import (
     Ticket,
 )
 from worker.korus.pages import Page, iter_pages
-from worker.korus.stats import CallObserver, RedisCallStats
-from worker.korus.transport import Transport
+from worker.korus.stats import RedisCallStats
+from worker.korus.transport import Transport, TransportOptions
 from worker.observability.logs import current_booking_id
 
 if TYPE_CHECKING:
@@ -80,52 +79,30 @@ class KorusClient:
     """The Korus Ticket API, typed. Thread-safe; share one per process."""
 
     def __init__(
-        self,
-        base_url: str,
-        tokens: TokenProvider,
-        *,
-        language: str = "en",
-        connect_timeout: float = 3.05,
-        read_timeout: float = 20.0,
-        session: requests.Session | None = None,
-        observer: CallObserver | None = None,
+        self, base_url: str, tokens: TokenProvider, **options: Unpack[TransportOptions]
     ) -> None:
-        self.transport = Transport(
-            base_url,
-            tokens,
-            language=language,
-            connect_timeout=connect_timeout,
-            read_timeout=read_timeout,
-            session=session,
-            observer=observer,
-        )
+        """`options`: those of `Transport` (language, timeouts, session, call observer)."""
+        self.transport = Transport(base_url, tokens, **options)
 
     @classmethod
-    def from_settings(cls, settings: Settings, redis_client: redis.Redis) -> KorusClient:
-        """Static token when KORUS_TOKEN is set, else one token shared through Redis."""
-        tokens: TokenProvider
-        if settings.korus_token is not None:
-            tokens = StaticTokenProvider(settings.korus_token.get_secret_value())
-        else:
-            # Settings guarantees all three are set when KORUS_TOKEN is not.
-            assert settings.korus_token_url and settings.korus_client_id
-            assert settings.korus_client_secret is not None
-            tokens = SharedTokenProvider(
-                redis_client,
-                settings.korus_token_url,
-                settings.korus_client_id,
-                settings.korus_client_secret.get_secret_value(),
-                None,
-                timeout=(settings.korus_connect_timeout, settings.korus_read_timeout),
-                wait_seconds=settings.korus_token_wait_seconds,
-            )
+    def from_settings(
+        cls,
+        settings: Settings,
+        redis_client: redis.Redis,
+        *,
+        token_key: str = CACHE_KEY,
+        record_calls: bool = True,
+    ) -> KorusClient:
+        """The configured client: a static token when KORUS_TOKEN is set, else one token
+        shared through Redis under `token_key`; every call counted in the fleet's call
+        statistics unless `record_calls` is false."""
         return cls(
             settings.korus_base_url,
-            tokens,
+            token_provider(settings, redis_client, key_prefix=token_key),
             language=settings.korus_language,
             connect_timeout=settings.korus_connect_timeout,
             read_timeout=settings.korus_read_timeout,
-            observer=RedisCallStats(redis_client),
+            observer=RedisCallStats(redis_client) if record_calls else None,
         )
 
     # -- plumbing -------------------------------------------------------------------

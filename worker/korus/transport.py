@@ -21,7 +21,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 from urllib.parse import urlsplit
 
 import requests
@@ -269,6 +269,16 @@ def error_from_exception(
     # Read timeout, reset/dropped connection (RemoteDisconnected, ProtocolError,
     # ChunkedEncodingError), or anything else after the request may have been written.
     return KorusOutcomeUnknownError(f"answer lost, outcome unknown ({kind}): {error}", **context)
+
+
+class TransportOptions(TypedDict, total=False):
+    """The keyword options of `Transport`, for what builds one (`KorusClient`)."""
+
+    language: str
+    connect_timeout: float
+    read_timeout: float
+    session: requests.Session | None
+    observer: CallObserver | None
 
 
 class Transport:
