@@ -16,10 +16,11 @@ import pytest
 import redis
 import sentry_sdk
 
-from tests.ops.support import make_booking, ops_settings, wait_until
+from tests.ops.support import make_booking, ops_settings
 from tests.support.booking import CUSTOMER
 from tests.support.deployment import WORKER_SETTINGS
 from tests.support.receiver import HttpRecorder
+from tests.support.waits import wait_until
 from worker.alerts import alert
 from worker.app import app
 from worker.booking import keys
