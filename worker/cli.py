@@ -222,9 +222,7 @@ def operator_record(booking: Booking) -> dict[str, Any]:
     """The record without personal data: no customer, no beneficiaries, and items reduced
     to offer and quantity (their form data holds visitor names)."""
     record = booking.model_dump(mode="json", exclude={"customer", "beneficiaries", "items"})
-    record["items"] = [
-        {"offer": item.get("offer"), "quantity": item.get("quantity")} for item in booking.items
-    ]
+    record["items"] = [{"offer": item.offer, "quantity": item.quantity} for item in booking.items]
     return record
 
 

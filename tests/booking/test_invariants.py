@@ -39,6 +39,7 @@ from worker.booking.context import RetryLater, StepContext
 from worker.booking.deadlines import DeadlinePolicy
 from worker.booking.documents import fetch_documents
 from worker.booking.effects import send_driver
+from worker.booking.korus_mapping import customer as korus_customer
 from worker.booking.ordering import claim, create_order, unordered
 from worker.booking.payment import payment_succeeded
 from worker.booking.record import utcnow
@@ -227,7 +228,7 @@ class BookingMachine(RuleBasedStateMachine):
             with contextlib.suppress(KorusError):
                 self.parts["korus"].create_orders(
                     unordered(result.booking),
-                    result.booking.customer.model_dump(exclude_none=True),
+                    korus_customer(result.booking.customer),
                     booking_id,
                 )
 

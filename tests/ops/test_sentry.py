@@ -88,9 +88,7 @@ def test_alert_arrives_once_fingerprinted_per_kind_and_booking(sentry: HttpRecor
 
 def _booking_with_people(state: State) -> Any:
     """A record naming a customer, a beneficiary and a ticket-form answer."""
-    booking = make_booking(state, now=utcnow(), beneficiaries=[BENEFICIARY])
-    booking.items = ITEMS_WITH_FORM
-    return booking
+    return make_booking(state, now=utcnow(), beneficiaries=[BENEFICIARY], items=ITEMS_WITH_FORM)
 
 
 def _fail_with_customer_data() -> None:

@@ -2,8 +2,10 @@
 
 The client never retries (except the single token refresh on a 401, in the transport):
 it raises an error of `worker.korus.errors` and the Celery task decides. Methods accept a
-resource id or its IRI wherever convenient. Booking calls take an optional `language`
-(the booking's), sent as Accept-Language.
+resource id or its IRI wherever convenient. Request bodies are the typed models of
+`worker.korus.models` (the booking's own models are turned into them by
+`worker.booking.korus_mapping`). Booking calls take an optional `language` (the booking's),
+sent as Accept-Language.
 
 An answer that does not fit its model raises `KorusUnreadableAnswerError` (a transient
 kind, so it is retried with backoff) after a log line and an alert naming the call and
@@ -227,7 +229,7 @@ class KorusClient:
 
     def reserve(
         self,
-        items: Iterable[ReservationRequestItem | Mapping[str, Any]],
+        items: Iterable[ReservationRequestItem],
         *,
         language: str | None = None,
     ) -> BulkReservationResult:
@@ -244,12 +246,7 @@ class KorusClient:
           inventory twice until then; it can never order anything.
         Raises ValueError, before sending, if `items` is empty.
         """
-        body = {
-            "items": [
-                item.to_json_body() if isinstance(item, KorusModel) else dict(item)
-                for item in items
-            ]
-        }
+        body = {"items": [item.to_json_body() for item in items]}
         if not body["items"]:
             raise ValueError("at least one reservation item is needed")
         return self._write(
@@ -264,7 +261,7 @@ class KorusClient:
     def create_orders(
         self,
         reservation_iris: Sequence[str],
-        customer: Customer | Mapping[str, Any],
+        customer: Customer,
         external_reference: str,
         *,
         language: str | None = None,
@@ -288,9 +285,7 @@ class KorusClient:
             raise ValueError("at least one reservation is needed")
         body = {
             "reservations": [reservation_iri(value) for value in reservation_iris],
-            "customer": (
-                customer.to_json_body() if isinstance(customer, Customer) else dict(customer)
-            ),
+            "customer": customer.to_json_body(),
             "externalReference": external_reference,
         }
         return self._write(BulkOrderResult, "POST", "/v1/booking/orders/_bulk", body, language)
@@ -312,7 +307,7 @@ class KorusClient:
         order_id: str,
         item_id: str,
         ticket_id: str,
-        beneficiary: Beneficiary | Mapping[str, Any],
+        beneficiary: Beneficiary,
         *,
         language: str | None = None,
     ) -> OrderTicket:
@@ -324,12 +319,8 @@ class KorusClient:
         path = (
             f"/v1/booking/orders/{_seg(order_id)}/items/{_seg(item_id)}/tickets/{_seg(ticket_id)}"
         )
-        data = (
-            beneficiary.to_json_body()
-            if isinstance(beneficiary, Beneficiary)
-            else dict(beneficiary)
-        )
-        return self._write(OrderTicket, "PATCH", path, {"beneficiary": data}, language)
+        body = {"beneficiary": beneficiary.to_json_body()}
+        return self._write(OrderTicket, "PATCH", path, body, language)
 
     # -- documents ------------------------------------------------------------------
 
