@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import requests
@@ -49,7 +49,7 @@ from worker.korus.models import (
 )
 from worker.korus.pages import Page, iter_pages
 from worker.korus.stats import CallObserver, RedisCallStats
-from worker.korus.transport import Transport
+from worker.korus.transport import Query, Transport
 from worker.observability.logs import current_booking_id
 
 if TYPE_CHECKING:
@@ -136,7 +136,7 @@ class KorusClient:
         self,
         model: type[M],
         path: str,
-        params: Mapping[str, Any] | None = None,
+        params: Query | None = None,
         language: str | None = None,
     ) -> M:
         data = self.transport.request("GET", path, params=params, language=language)
@@ -152,10 +152,10 @@ class KorusClient:
         self,
         model: type[K],
         path: str,
-        params: Mapping[str, Any] | None = None,
+        params: Query | None = None,
         language: str | None = None,
     ) -> list[K]:
-        query = {"itemsPerPage": 50, **(params or {})}
+        query: Query = {"itemsPerPage": 50, **(params or {})}
         first = self._get(Page[model], path, query, language)  # type: ignore[valid-type]
         return list(
             iter_pages(
@@ -186,7 +186,7 @@ class KorusClient:
         items_per_page: int = 50,
     ) -> Page[Offer]:
         """One page of offers; filters map to `date[after]`, `date[before]`, `product[]`."""
-        params: dict[str, Any] = {"page": page, "itemsPerPage": items_per_page}
+        params: dict[str, str | int | list[str]] = {"page": page, "itemsPerPage": items_per_page}
         if date_after is not None:
             params["date[after]"] = _iso(date_after)
         if date_before is not None:

@@ -127,9 +127,6 @@ class Ticket(Resource):
         return iri_of(self.form)
 
 
-OfferTicket = Ticket
-
-
 class Offer(Resource):
     date: AwareDatetime | None = None  # a date-only value reads as midnight UTC
     availability_check_required: bool = False
