@@ -75,7 +75,8 @@ def create_bookings(redis_url: str, count: int) -> list[str]:
             external_reference="BENCH",
             created_at=now,
             updated_at=now,
-            items=[{"offer": "/v1/offers/1", "quantity": 1, "ticketSessions": []}],
+            items=[{"offer": "/v1/offers/1", "quantity": 1,
+                    "ticketSessions": [{"ticket": "/v1/offers/1/tickets/1"}]}],
             customer=Customer(firstname="Bench", lastname="Mark", email="bench@example.com"),
             state=State.AWAITING_PAYMENT,
             reservations=[

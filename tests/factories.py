@@ -27,12 +27,18 @@ from worker.booking.record import (
     HeldReservation,
     OrderAttempt,
     Payment,
+    ReservationItem,
+    TicketSession,
     utcnow,
 )
 from worker.booking.states import PAID_STATES, State
 from worker.korus.auth import TokenProvider
 
 OFFER = "/v1/ticketing/catalogs/c/offers/o"
+# One unit of a one-ticket offer, as a merchant asks for it.
+ITEM = ReservationItem(
+    offer=OFFER, quantity=1, ticket_sessions=[TicketSession(ticket=f"{OFFER}/tickets/t")]
+)
 HOLD_TOTAL = Decimal("40.00")
 # States with no hold yet: the reservation step has not answered.
 UNRESERVED: frozenset[State] = frozenset({State.RECEIVED, State.RESERVING})
@@ -73,7 +79,7 @@ def booking_in(
         "state": state,
         "created_at": updated - timedelta(seconds=5),
         "updated_at": updated,
-        "items": [{"offer": OFFER, "quantity": 1}],
+        "items": [ITEM.model_copy(deep=True)],
         "customer": Customer.model_validate(CUSTOMER),
     }
     if holds:

@@ -2,9 +2,10 @@
 
 Hypothesis drives the real domain steps (no Celery, so it can choose the order in which
 messages run, duplicate them and interleave faults) against the real Redis store and the
-Korus sandbox over HTTP. Task messages land in an in-memory queue (`RecordingEnqueuer`)
-that the machine delivers in any order, any number of times, as a broker with
-redelivery might. Invariants:
+Korus sandbox over HTTP. Task messages land in the recording Enqueuer of
+tests/factories.py, whose calls the machine delivers in any order, any number of times, as
+a broker with redelivery might (callbacks, which never touch the booking, are dropped).
+Invariants:
 
 - no blind second order call: Korus never has to refuse one of our order calls as
   "already ordered" (every second call was preceded by a reconciliation that found no
@@ -22,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -34,11 +36,13 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from korus_sandbox.admin import SandboxAdmin
 from korus_sandbox.errors import SANDBOX_ALREADY_ORDERED_CODE
 from korus_sandbox.faults import FAULT_KINDS
+from tests.factories import Call, RecordingEnqueuer
 from tests.support.booking import request_for
 from worker.booking.context import RetryLater, StepContext
 from worker.booking.deadlines import DeadlinePolicy
 from worker.booking.documents import fetch_documents
 from worker.booking.effects import send_driver
+from worker.booking.korus_mapping import customer as korus_customer
 from worker.booking.ordering import claim, create_order, unordered
 from worker.booking.payment import payment_succeeded
 from worker.booking.record import utcnow
@@ -58,28 +62,6 @@ from worker.korus.errors import (
 from worker.settings import Settings
 
 
-class RecordingEnqueuer:
-    def __init__(self) -> None:
-        self.pending: list[tuple[str, tuple[Any, ...]]] = []
-
-    def reserve(self, booking_id: str) -> None:
-        self.pending.append(("reserve", (booking_id,)))
-
-    def payment_succeeded(self, booking_id: str, event_id: str) -> None:
-        self.pending.append(("payment", (booking_id, event_id)))
-
-    def create_order(self, booking_id: str, *, urgent: bool = False, countdown: float = 0) -> None:
-        self.pending.append(("order", (booking_id,)))
-
-    def fetch_documents(
-        self, booking_id: str, *, countdown: float = 0, refresh: bool = False
-    ) -> None:
-        self.pending.append(("documents", (booking_id,)))
-
-    def notify(self, booking_id: str, event_type: str) -> None:
-        pass  # callbacks never touch the booking
-
-
 class CountingKorus(KorusClient):
     """The real client, counting order calls the sandbox refused as already ordered (its
     own rule; the worker gives that refusal no meaning)."""
@@ -95,11 +77,16 @@ class CountingKorus(KorusClient):
             raise
 
 
-STEPS = {
-    "reserve": reserve,
-    "payment": payment_succeeded,
-    "order": create_order,
-    "documents": fetch_documents,
+# The step each recorded message runs, as its task would: (ctx, booking_id, options, task_id).
+STEPS: dict[str, Callable[[StepContext, str, dict[str, Any], str], None]] = {
+    "reserve": lambda ctx, booking_id, _, task_id: reserve(ctx, booking_id, task_id),
+    "payment_succeeded": lambda ctx, booking_id, options, task_id: payment_succeeded(
+        ctx, booking_id, task_id, options["event_id"]
+    ),
+    "create_order": lambda ctx, booking_id, _, task_id: create_order(ctx, booking_id, task_id),
+    "fetch_documents": lambda ctx, booking_id, options, task_id: fetch_documents(
+        ctx, booking_id, task_id, options.get("refresh", False)
+    ),
 }
 
 
@@ -156,29 +143,37 @@ class BookingMachine(RuleBasedStateMachine):
         self.final_seen: dict[str, State] = {}
         self.task_ids = iter(range(10**6))
 
+    def pending(self) -> list[Call]:
+        """The messages waiting for a worker: the enqueuer's calls, callbacks dropped."""
+        calls = self.enqueue.calls
+        calls[:] = [call for call in calls if call[0] in STEPS]
+        return calls
+
     def run(self, index: int) -> None:
-        name, args = self.enqueue.pending.pop(index % len(self.enqueue.pending))
+        self.pending()
+        call = self.enqueue.take(index)
+        name, booking_id, options = call
         task_id = f"task-{next(self.task_ids)}"
         try:
-            booking_id, *rest = args
-            STEPS[name](self.ctx, booking_id, task_id, *rest)  # as tasks.policy.run_step
+            STEPS[name](self.ctx, booking_id, options, task_id)
         except RetryLater as wait:
             time.sleep(min(wait.countdown, 0.6))
-            self.enqueue.pending.append((name, args))
+            self.enqueue.calls.append(call)
         except (KorusTransientError, KorusAuthError, ConcurrentUpdateError):
-            self.enqueue.pending.append((name, args))  # retried, as tasks/policy.py does
+            self.enqueue.calls.append(call)  # retried, as tasks/policy.py does
         # Anything else fails the run: production would not retry it either.
 
-    @precondition(lambda self: self.enqueue.pending)
+    @precondition(lambda self: self.pending())
     @rule(index=st.integers(0, 50))
     def deliver(self, index: int) -> None:
         self.run(index)
 
-    @precondition(lambda self: self.enqueue.pending)
+    @precondition(lambda self: self.pending())
     @rule(index=st.integers(0, 50))
     def redeliver(self, index: int) -> None:
         """A message delivered twice (a worker died before acking it)."""
-        self.enqueue.pending.append(self.enqueue.pending[index % len(self.enqueue.pending)])
+        pending = self.pending()
+        pending.append(pending[index % len(pending)])
 
     @rule(
         which=st.integers(0, 1),
@@ -208,7 +203,7 @@ class BookingMachine(RuleBasedStateMachine):
         except Exception as error:
             assert type(error).__name__ == "BookingConflictError"
 
-    @precondition(lambda self: any(name == "order" for name, _ in self.enqueue.pending))
+    @precondition(lambda self: any(call[0] == "create_order" for call in self.pending()))
     @rule(sent=st.booleans())
     def worker_dies_in_create_order(self, sent: bool) -> None:
         """A worker takes a create_order message, wins the order claim, maybe sends the
@@ -216,7 +211,7 @@ class BookingMachine(RuleBasedStateMachine):
         it is delivered again): the lease must hold other tasks back until the call can
         no longer be in flight, then reconciliation must find the order (if it was sent)
         instead of ordering again."""
-        _, (booking_id,) = next(m for m in self.enqueue.pending if m[0] == "order")
+        _, booking_id, _ = next(call for call in self.pending() if call[0] == "create_order")
         lease = timedelta(seconds=0.6)
         result = self.ctx.store.update(
             booking_id, lambda b: claim(b, "dead-task", utcnow(), lease, None)
@@ -228,7 +223,7 @@ class BookingMachine(RuleBasedStateMachine):
             with contextlib.suppress(KorusError):
                 self.parts["korus"].create_orders(
                     unordered(result.booking),
-                    result.booking.customer.model_dump(exclude_none=True),
+                    korus_customer(result.booking.customer),
                     booking_id,
                 )
 
@@ -262,10 +257,10 @@ class BookingMachine(RuleBasedStateMachine):
 
     def drain(self) -> None:
         for _ in range(200):  # bounded
-            if not self.enqueue.pending:
+            if not self.pending():
                 break
             self.run(0)
-        assert not self.enqueue.pending, self.enqueue.pending
+        assert not self.pending(), self.pending()
 
     def teardown(self) -> None:
         self.admin.clear_faults()

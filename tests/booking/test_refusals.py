@@ -19,7 +19,7 @@ import pytest
 import redis
 
 from korus_sandbox.admin import SandboxAdmin
-from tests.support.booking import pay, request_for, wait_for
+from tests.support.booking import KORUS_CUSTOMER, pay, request_for, wait_for
 from worker.booking.context import RetryLater, StepContext
 from worker.booking.deadlines import DeadlinePolicy
 from worker.booking.documents import fetch_documents
@@ -121,8 +121,7 @@ def test_a_refusal_the_listing_does_not_explain_waits_then_alerts_and_never_refu
     # Korus refuses the worker's call (the sandbox's own "already ordered" rule).
     admin.configure(orders_listing_lag_seconds=3600)
     reservation = service.get(booking_id).reservations[0].iri
-    customer = {"firstname": "A", "lastname": "B", "email": "a@example.com"}
-    ctx.korus.create_orders([reservation], customer, booking_id)
+    ctx.korus.create_orders([reservation], KORUS_CUSTOMER, booking_id)
 
     with pytest.raises(RetryLater) as first:
         create_order(ctx, booking_id, "t-order-1")

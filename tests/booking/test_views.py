@@ -20,6 +20,7 @@ import pytest
 
 from tests.factories import booking_in
 from worker.booking.record import (
+    Beneficiary,
     Booking,
     Customer,
     HeldReservation,
@@ -27,6 +28,7 @@ from worker.booking.record import (
     OrderedTicket,
     Payment,
     PlacedOrder,
+    ReservationItem,
     StepClaim,
     TicketDocument,
     utcnow,
@@ -47,10 +49,10 @@ CUSTOMER = Customer(
     firstname="Grace", lastname="Hopper", email="grace@example.com", phone="+33123456789",
     country="FR", language="fr", title="Rear Admiral", optin=True,
 )
-BENEFICIARY = {
+BENEFICIARY = Beneficiary.model_validate({
     "firstname": "Augusta", "lastname": "Lovelace", "email": "ada@example.org",
     "phone": "+44700900123", "dateOfBirth": "1815-12-10", "placeOfBirth": "Piccadilly",
-}
+})
 VISITOR = "Visitor-Babbage"
 # Every personal value the fixture holds: none may appear in any output, not even inside
 # a longer string.
@@ -75,7 +77,7 @@ def rich_booking() -> Booking:
     item = {"offer": OFFER, "quantity": 1, "ticketSessions": [{"ticket": TICKET, "formData": FORM}]}
     booking.customer = CUSTOMER
     booking.beneficiaries = [BENEFICIARY]
-    booking.items = [item]
+    booking.items = [ReservationItem.model_validate(item)]
     booking.callback_url = "https://shop.example/callbacks"
     booking.language = "fr"
     booking.reason = "1 order(s) confirmed"

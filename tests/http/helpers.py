@@ -40,9 +40,6 @@ OTHER_SHOP_KEY = "mk_live_other_shop_5c6d7e8f9a0b1c2d"
 METRICS_TOKEN = "metrics-scrape-token-0123456789"
 QUEUES = ("payments", "bookings", "documents", "callbacks", "maintenance")
 
-CUSTOMER = {"firstname": "Grace", "lastname": "Hopper", "email": "grace@example.com"}
-
-
 def web_env(redis_url: str, base: Mapping[str, str] | None = None, **extra: str) -> dict[str, str]:
     """The web front's environment: the deployment's (or placeholders) plus secrets."""
     env = dict(base) if base is not None else service_env(redis_url, "http://127.0.0.1:9")
@@ -126,7 +123,6 @@ def held_booking(
         state,
         id=new_booking_id(),
         external_reference="HTTP-TEST",
-        items=[{"offer": "/v1/offers/1", "quantity": 1, "ticketSessions": []}],
         expires_in=900,
         hold_total=total,
         **fields,

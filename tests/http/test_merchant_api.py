@@ -14,7 +14,6 @@ import redis
 import requests
 
 from tests.http.helpers import (
-    CUSTOMER,
     MERCHANT_KEY,
     MERCHANT_OLD_KEY,
     OTHER_SHOP_KEY,
@@ -27,6 +26,7 @@ from tests.http.helpers import (
     store_for,
     tasks_for,
 )
+from tests.support.booking import CUSTOMER
 from worker.booking import keys
 from worker.booking.record import Booking, HeldReservation
 from worker.booking.states import State
@@ -44,7 +44,7 @@ def booking_body(reference: str = "SHOP-1", **extra: Any) -> dict[str, Any]:
                 "ticketSessions": [{"ticket": "/v1/tickets/7", "session": "/v1/sessions/3"}],
             }
         ],
-        "customer": {**CUSTOMER, "phone": "+33123456789"},
+        "customer": dict(CUSTOMER),
         "callbackUrl": "https://shop.example/hooks",
     }
     body.update(extra)

@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import requests
 
-from tests.support.booking import reservation_item as item
+from tests.support.booking import KORUS_CUSTOMER
+from tests.support.booking import korus_item as item
 from worker.korus import (
     Beneficiary,
-    Customer,
     FormData,
     FormFieldValue,
     KorusClient,
@@ -26,9 +26,6 @@ from worker.korus import (
 if TYPE_CHECKING:
     from korus_sandbox.admin import SandboxAdmin
 
-CUSTOMER = Customer(firstname="Ada", lastname="Lovelace", email="ada@example.com", language="en")
-
-
 def reserve_one(client: KorusClient, entry: dict[str, Any]) -> str:
     result = client.reserve([item(entry)])
     (reservation,) = result.reservations
@@ -37,7 +34,7 @@ def reserve_one(client: KorusClient, entry: dict[str, Any]) -> str:
 
 
 def order_one(client: KorusClient, entry: dict[str, Any], reference: str) -> Order:
-    result = client.create_orders([reserve_one(client, entry)], CUSTOMER, reference)
+    result = client.create_orders([reserve_one(client, entry)], KORUS_CUSTOMER, reference)
     (order,) = result.orders
     return order
 
@@ -122,7 +119,7 @@ def test_create_orders_then_find_and_get_the_order(
 ) -> None:
     reservation = reserve_one(client, catalog["Limited Concert"])
 
-    result = client.create_orders([reservation], CUSTOMER, "BW-ORDER-1")
+    result = client.create_orders([reservation], KORUS_CUSTOMER, "BW-ORDER-1")
 
     (order,) = result.orders
     assert result.failed == []
@@ -143,10 +140,10 @@ def test_ordering_a_reservation_twice_is_refused_but_not_as_expired(
     client: KorusClient, catalog: dict[str, Any]
 ) -> None:
     reservation = reserve_one(client, catalog["Day Pass"])
-    client.create_orders([reservation], CUSTOMER, "BW-TWICE")
+    client.create_orders([reservation], KORUS_CUSTOMER, "BW-TWICE")
 
     with pytest.raises(KorusRejectedError) as caught:
-        client.create_orders([reservation], CUSTOMER, "BW-TWICE")
+        client.create_orders([reservation], KORUS_CUSTOMER, "BW-TWICE")
 
     # The sandbox's own rule; Korus documents no answer, so the client gives it no name.
     assert caught.value.status == 422 and not caught.value.reservation_expired
@@ -161,7 +158,7 @@ def test_ordering_an_expired_reservation_is_rejected_as_expired(
     time.sleep(0.7)
 
     with pytest.raises(KorusRejectedError) as caught:
-        client.create_orders([reservation], CUSTOMER, "BW-LATE")
+        client.create_orders([reservation], KORUS_CUSTOMER, "BW-LATE")
 
     assert caught.value.reservation_expired
     assert client.get_reservation(reservation).expired
@@ -172,7 +169,7 @@ def test_find_orders_reads_every_page(client: KorusClient, catalog: dict[str, An
     result = client.reserve([item(day_pass) for _ in range(55)])  # listing pages hold 50
     iris = [reservation.iri or "" for reservation in result.reservations]
 
-    created = client.create_orders(iris, CUSTOMER, "BW-MANY")
+    created = client.create_orders(iris, KORUS_CUSTOMER, "BW-MANY")
 
     found = client.find_orders("BW-MANY")
     assert len(created.orders) == len(found) == 55
@@ -217,7 +214,7 @@ def test_incomplete_beneficiary_is_rejected(client: KorusClient, catalog: dict[s
             order.id or "",
             order_item.id or "",
             order_item.tickets[0].id or "",
-            {"firstname": "Ada"},
+            Beneficiary(firstname="Ada"),
         )
 
     assert any(v.property_path.startswith("beneficiary") for v in caught.value.violations)

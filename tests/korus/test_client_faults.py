@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.korus.test_client_booking import CUSTOMER, item, reserve_one
+from tests.korus.test_client_booking import item, reserve_one
+from tests.support.booking import KORUS_CUSTOMER
 from tests.support.redis_server import free_port
 from worker.korus import (
     KorusClient,
@@ -15,6 +16,7 @@ from worker.korus import (
     KorusOutcomeUnknownError,
     KorusRejectedError,
     KorusTransientError,
+    ReservationRequestItem,
     SharedTokenProvider,
 )
 
@@ -83,7 +85,7 @@ def test_5xx_on_create_orders_is_outcome_unknown(
     admin.set_fault(ORDERS, next=["error"])
 
     with pytest.raises(KorusOutcomeUnknownError) as caught:
-        client.create_orders([reservation], CUSTOMER, "BW-5XX")
+        client.create_orders([reservation], KORUS_CUSTOMER, "BW-5XX")
 
     assert caught.value.status == 503 and caught.value.method == "POST"
     assert client.find_orders("BW-5XX") == []  # reconciliation: this 503 ordered nothing
@@ -97,14 +99,14 @@ def test_timeout_after_commit_leaves_an_order_that_find_orders_finds(
 
     started = time.monotonic()
     with pytest.raises(KorusOutcomeUnknownError):
-        fast_client.create_orders([reservation], CUSTOMER, "BW-COMMITTED")
+        fast_client.create_orders([reservation], KORUS_CUSTOMER, "BW-COMMITTED")
     assert time.monotonic() - started < HELD  # our read timeout ended the wait
 
     (recorded,) = _orders_for(admin, "BW-COMMITTED")
     (found,) = fast_client.find_orders("BW-COMMITTED")
     assert found.id == recorded["id"] and found.reservation_iri == reservation
     with pytest.raises(KorusRejectedError) as again:  # why a blind second POST is wrong
-        fast_client.create_orders([reservation], CUSTOMER, "BW-COMMITTED")
+        fast_client.create_orders([reservation], KORUS_CUSTOMER, "BW-COMMITTED")
     assert again.value.status == 422 and not again.value.reservation_expired
 
 
@@ -115,11 +117,11 @@ def test_timeout_before_commit_is_outcome_unknown_and_orders_nothing(
     admin.set_fault(ORDERS, next=["timeout_before_commit"], timeout_seconds=HELD)
 
     with pytest.raises(KorusOutcomeUnknownError):
-        fast_client.create_orders([reservation], CUSTOMER, "BW-NOT-COMMITTED")
+        fast_client.create_orders([reservation], KORUS_CUSTOMER, "BW-NOT-COMMITTED")
 
     assert _orders_for(admin, "BW-NOT-COMMITTED") == []
     assert fast_client.find_orders("BW-NOT-COMMITTED") == []
-    (order,) = fast_client.create_orders([reservation], CUSTOMER, "BW-NOT-COMMITTED").orders
+    (order,) = fast_client.create_orders([reservation], KORUS_CUSTOMER, "BW-NOT-COMMITTED").orders
     assert order.reservation_iri == reservation
 
 
@@ -131,7 +133,7 @@ def test_a_dropped_connection_is_outcome_unknown(
     admin.set_fault(ORDERS, next=[fault])
 
     with pytest.raises(KorusOutcomeUnknownError):
-        client.create_orders([reservation], CUSTOMER, "BW-DROPPED")
+        client.create_orders([reservation], KORUS_CUSTOMER, "BW-DROPPED")
 
     assert len(client.find_orders("BW-DROPPED")) == (1 if committed else 0)
     assert len(_orders_for(admin, "BW-DROPPED")) == (1 if committed else 0)
@@ -154,6 +156,6 @@ def test_connection_refused_is_not_sent(sandbox: object, tokens: SharedTokenProv
     closed = KorusClient(f"http://127.0.0.1:{free_port()}", tokens, connect_timeout=1.0)
 
     with pytest.raises(KorusNotSentError):
-        closed.create_orders(["/v1/booking/reservations/x"], CUSTOMER, "BW-REFUSED")
+        closed.create_orders(["/v1/booking/reservations/x"], KORUS_CUSTOMER, "BW-REFUSED")
     with pytest.raises(KorusNotSentError):
-        closed.reserve([{"offer": "/o", "quantity": 1, "ticketSessions": []}])
+        closed.reserve([ReservationRequestItem(offer="/o", quantity=1)])

@@ -15,15 +15,18 @@ import pytest
 from tests.korus.conftest import static_client
 from tests.korus.scripted_server import Reply, ScriptedServer
 from tests.support.shapes import EXAMPLES_DIR, example
+from worker.booking import korus_mapping
 from worker.booking.ordering import placed_from
 from worker.booking.requests import BookingRequest
 from worker.korus import (
     BulkOrderResult,
+    Customer,
     KorusOutcomeUnknownError,
     KorusTransientError,
     KorusUnreadableAnswerError,
     KorusUnreadableWriteError,
     Order,
+    ReservationRequestItem,
 )
 from worker.korus.client import parse_answer
 
@@ -44,7 +47,8 @@ def test_every_documented_answer_is_read_byte_for_byte(server: ScriptedServer) -
         raw("order-document.patch.200.json"),
     )
     request = example("reservations-bulk.request.json")
-    reserved = client.reserve(request["items"], language="fr")
+    items = [ReservationRequestItem.model_validate(item) for item in request["items"]]
+    reserved = client.reserve(items, language="fr")
     (reservation,) = reserved.reservations
     assert reservation.id == "35e72d9b-0fdc-44e3-869c-e1781c14418e" and reserved.failed == []
     assert reservation.total_amount_incl_tax == Decimal("80.00")
@@ -53,7 +57,7 @@ def test_every_documented_answer_is_read_byte_for_byte(server: ScriptedServer) -
     order_request = example("orders-bulk.request.json")
     ordered = client.create_orders(
         order_request["reservations"],
-        order_request["customer"],
+        Customer.model_validate(order_request["customer"]),
         order_request["externalReference"],
         language="fr",
     )
@@ -72,6 +76,9 @@ def test_every_documented_answer_is_read_byte_for_byte(server: ScriptedServer) -
     assert url.expires_at.timestamp() == 1738235339
     # The booking's language travels as Accept-Language on every call.
     assert {seen.headers.get("Accept-Language") for seen in server.seen} == {"fr"}
+    # The typed requests went out as the documented bodies.
+    assert json.loads(server.seen[0].body) == request
+    assert json.loads(server.seen[1].body) == order_request
 
 
 def test_the_documented_order_gives_no_ticket_path_from_its_blank_nodes() -> None:
@@ -133,6 +140,10 @@ def test_the_documented_request_is_a_valid_merchant_booking() -> None:
     }
     request = BookingRequest.model_validate(body)
     assert request.items[0].quantity == 1 and len(request.items[0].ticket_sessions) == 2
+    # What the booking keeps of it goes to Korus as the documented bodies.
+    sent = [item.to_json_body() for item in korus_mapping.reservation_items(request.items)]
+    assert sent == body["items"]
+    assert korus_mapping.customer(request.customer).to_json_body() == body["customer"]
 
 
 def test_an_unreadable_answer_names_fields_not_values_alerts_and_is_transient(

@@ -13,6 +13,7 @@ import requests
 from tests.factories import RotatingTokens
 from tests.korus.conftest import static_client
 from tests.korus.scripted_server import DROP, Reply, ScriptedServer
+from tests.support.booking import CUSTOMER, KORUS_CUSTOMER
 from tests.support.redis_server import free_port
 from worker.korus import (
     RESERVATION_EXPIRED_CODE,
@@ -24,6 +25,7 @@ from worker.korus import (
     KorusOutcomeUnknownError,
     KorusRejectedError,
     KorusTransientError,
+    ReservationRequestItem,
     StaticTokenProvider,
     idle_sessions,
     leased_session,
@@ -31,7 +33,6 @@ from worker.korus import (
 from worker.korus.transport import parse_retry_after
 
 ORDER = {"@id": "/v1/booking/orders/o1", "id": "o1", "status": "confirmed"}
-CUSTOMER = {"firstname": "Ada", "lastname": "Lovelace", "email": "ada@example.com"}
 
 
 def test_requests_carry_json_ld_headers_language_and_bearer(server: ScriptedServer) -> None:
@@ -40,7 +41,7 @@ def test_requests_carry_json_ld_headers_language_and_bearer(server: ScriptedServ
     server.reply(Reply(200, {"@id": "/d/1", "temporaryUrl": "http://x/d.pdf?Expires=1"}))
 
     client.get_order("o1")
-    client.create_orders(["r1"], CUSTOMER, "REF-1")
+    client.create_orders(["r1"], KORUS_CUSTOMER, "REF-1")
     client.get_document_url("/v1/booking/orders/o1", "d1")
 
     get, post, patch = server.seen
@@ -73,7 +74,7 @@ def test_read_timeout_is_transient_on_get_and_outcome_unknown_on_writes(
     assert time.monotonic() - started < 0.9  # the timeout, not the server, ended the call
     assert not isinstance(on_get.value, KorusOutcomeUnknownError | KorusNotSentError)
     with pytest.raises(KorusOutcomeUnknownError):
-        client.create_orders(["r1"], CUSTOMER, "REF-1")
+        client.create_orders(["r1"], KORUS_CUSTOMER, "REF-1")
     with pytest.raises(KorusOutcomeUnknownError):
         client.get_document_url("o1", "d1")
 
@@ -101,7 +102,7 @@ def test_422_carries_parsed_violations(server: ScriptedServer) -> None:
     server.reply(Reply(422, {"status": 422, "violations": [violation]}))
 
     with pytest.raises(KorusRejectedError) as caught:
-        static_client(server.url, "t").create_orders(["r1"], CUSTOMER, "REF-1")
+        static_client(server.url, "t").create_orders(["r1"], KORUS_CUSTOMER, "REF-1")
 
     assert caught.value.status == 422
     assert caught.value.violations[0].code == RESERVATION_EXPIRED_CODE
@@ -122,7 +123,7 @@ def test_429_is_plain_transient_with_retry_after(
 
     # A POST refused by the rate limiter was not processed: plain transient, not unknown.
     with pytest.raises(KorusTransientError) as caught:
-        static_client(server.url, "t").create_orders(["r1"], CUSTOMER, "REF-1")
+        static_client(server.url, "t").create_orders(["r1"], KORUS_CUSTOMER, "REF-1")
 
     assert type(caught.value) is KorusTransientError
     assert caught.value.status == 429
@@ -140,7 +141,7 @@ def test_5xx_is_transient_on_get_and_outcome_unknown_on_post(server: ScriptedSer
         client.get_reservation("r1")
     assert type(on_get.value) is KorusTransientError and on_get.value.status == 503
     with pytest.raises(KorusOutcomeUnknownError) as on_post:
-        client.reserve([{"offer": "/o", "quantity": 1, "ticketSessions": []}])
+        client.reserve([ReservationRequestItem(offer="/o", quantity=1)])
     assert on_post.value.status == 503
 
 
@@ -161,7 +162,7 @@ def test_401_invalidates_and_retries_once_with_a_fresh_token(server: ScriptedSer
     server.reply(Reply(401, {"detail": "expired token"}), Reply(201, {"orders": [ORDER]}))
     tokens = RotatingTokens()
 
-    result = KorusClient(server.url, tokens).create_orders(["r1"], CUSTOMER, "REF-1")
+    result = KorusClient(server.url, tokens).create_orders(["r1"], KORUS_CUSTOMER, "REF-1")
 
     assert [order.id for order in result.orders] == ["o1"]
     assert tokens.invalidated == ["t1"]
@@ -192,7 +193,7 @@ def test_connection_refused_is_not_sent() -> None:
     client = static_client(f"http://127.0.0.1:{free_port()}", "t")  # nothing listens there
 
     with pytest.raises(KorusNotSentError):
-        client.create_orders(["r1"], CUSTOMER, "REF-1")
+        client.create_orders(["r1"], KORUS_CUSTOMER, "REF-1")
     with pytest.raises(KorusNotSentError):
         client.get_order("o1")
 
@@ -202,7 +203,7 @@ def test_a_dropped_connection_is_outcome_unknown_for_writes(server: ScriptedServ
     client = static_client(server.url, "t")
 
     with pytest.raises(KorusOutcomeUnknownError):
-        client.create_orders(["r1"], CUSTOMER, "REF-1")
+        client.create_orders(["r1"], KORUS_CUSTOMER, "REF-1")
     with pytest.raises(KorusTransientError) as on_get:
         client.get_order("o1")
     assert not isinstance(on_get.value, KorusOutcomeUnknownError | KorusNotSentError)
@@ -214,9 +215,9 @@ def test_an_unreadable_success_of_a_write_is_outcome_unknown(server: ScriptedSer
     client = static_client(server.url, "t")
 
     with pytest.raises(KorusOutcomeUnknownError):
-        client.create_orders(["r1"], CUSTOMER, "REF-1")
+        client.create_orders(["r1"], KORUS_CUSTOMER, "REF-1")
     with pytest.raises(KorusOutcomeUnknownError):
-        client.create_orders(["r1"], CUSTOMER, "REF-1")
+        client.create_orders(["r1"], KORUS_CUSTOMER, "REF-1")
     with pytest.raises(KorusTransientError):
         client.get_order("o1")
 
@@ -226,7 +227,7 @@ def test_bad_external_reference_is_refused_before_sending(
     server: ScriptedServer, reference: str
 ) -> None:
     with pytest.raises(ValueError, match="externalReference"):
-        static_client(server.url, "t").create_orders(["r1"], CUSTOMER, reference)
+        static_client(server.url, "t").create_orders(["r1"], KORUS_CUSTOMER, reference)
     assert server.seen == []
 
 

@@ -1,14 +1,12 @@
 """Helpers of the operations tests: settings, a step context on real Redis, bookings
-with the operations ids, and bounded waits. (The HTTP recorder is in
-tests/support/receiver.py, the recording enqueuer in tests/factories.py.)"""
+with the operations ids. (The HTTP recorder is in tests/support/receiver.py, the
+recording enqueuer in tests/factories.py, the bounded wait in tests/support/waits.py.)"""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import redis
 
@@ -20,21 +18,6 @@ from worker.booking.record import Booking, TicketDocument, utcnow
 from worker.booking.states import State
 from worker.booking.store import BookingStore
 from worker.settings import Settings
-
-T = TypeVar("T")
-
-
-def wait_until(check: Callable[[], T | None], timeout: float, what: str,
-               interval: float = 0.1) -> T:
-    """Poll `check` until it returns something truthy; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
 
 
 def log_tail(path: Path | None, lines: int = 40) -> str:

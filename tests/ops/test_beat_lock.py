@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.ops.support import log_tail, wait_until
+from tests.ops.support import log_tail
 from tests.support.broker import broker_messages
+from tests.support.waits import wait_until
 from worker.booking.task_names import TaskName
 from worker.processes import Proc, beat_proc, service_env
 

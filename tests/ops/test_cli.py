@@ -69,8 +69,7 @@ def test_status_json_is_the_record_without_customer_data(store: BookingStore) ->
             "ticketSessions": [{"ticket": offer + "/tickets/t", "formData": form}],
         }
     ]
-    booking = make_booking(State.PAID, now=utcnow())
-    booking.items = items
+    booking = make_booking(State.PAID, now=utcnow(), items=items)
     assert store.create(booking, reason="test fixture")
 
     code, out, _ = run("status", booking.id, "--json")

@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 import requests
 
-from tests.ops.support import log_tail, wait_until
+from tests.ops.support import log_tail
 from tests.support.booking import request_for, wait_for
+from tests.support.waits import wait_until
 from worker.booking.service import BookingService
 from worker.booking.states import State
 from worker.booking.task_names import TaskName

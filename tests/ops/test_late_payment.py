@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 
 from korus_sandbox.admin import SandboxAdmin
-from tests.ops.support import wait_until
 from tests.support.booking import CUSTOMER, orders_for, pay, request_for, wait_for
 from tests.support.deployment import WORKER_SETTINGS
 from tests.support.receiver import HttpRecorder
+from tests.support.waits import wait_until
 from worker.booking.record import Booking
 from worker.booking.service import BookingService
 from worker.booking.states import State

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.ops.support import log_tail, wait_until
+from tests.ops.support import log_tail
 from tests.support.deployment import WORKER_SETTINGS
+from tests.support.waits import wait_until
 from worker.app import app
 from worker.probes import broker_check, serve, store_check
 from worker.processes import Proc, beat_proc, free_port

@@ -16,10 +16,11 @@ import pytest
 import redis
 import sentry_sdk
 
-from tests.ops.support import make_booking, ops_settings, wait_until
+from tests.ops.support import make_booking, ops_settings
 from tests.support.booking import CUSTOMER
 from tests.support.deployment import WORKER_SETTINGS
 from tests.support.receiver import HttpRecorder
+from tests.support.waits import wait_until
 from worker.alerts import alert
 from worker.app import app
 from worker.booking import keys
@@ -88,9 +89,7 @@ def test_alert_arrives_once_fingerprinted_per_kind_and_booking(sentry: HttpRecor
 
 def _booking_with_people(state: State) -> Any:
     """A record naming a customer, a beneficiary and a ticket-form answer."""
-    booking = make_booking(state, now=utcnow(), beneficiaries=[BENEFICIARY])
-    booking.items = ITEMS_WITH_FORM
-    return booking
+    return make_booking(state, now=utcnow(), beneficiaries=[BENEFICIARY], items=ITEMS_WITH_FORM)
 
 
 def _fail_with_customer_data() -> None:

@@ -14,10 +14,11 @@ from celery.schedules import crontab
 from redbeat import RedBeatSchedulerEntry
 
 from korus_sandbox.admin import SandboxAdmin
-from tests.ops.support import log_tail, wait_until
+from tests.ops.support import log_tail
 from tests.support.booking import request_for, wait_for
 from tests.support.deployment import WORKER_SETTINGS
 from tests.support.receiver import HttpRecorder
+from tests.support.waits import wait_until
 from worker.app import app
 from worker.booking.record import utcnow
 from worker.booking.service import BookingService

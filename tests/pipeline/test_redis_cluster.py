@@ -20,16 +20,11 @@ from redis.cluster import RedisCluster
 
 from korus_sandbox.server import SandboxConfig, start_sandbox
 from tests.factories import RecordingEnqueuer
-from tests.ops.support import (
-    log_tail,
-    make_booking,
-    make_context,
-    ops_settings,
-    wait_until,
-)
+from tests.ops.support import log_tail, make_booking, make_context, ops_settings
 from tests.support.backends import flush_redis
 from tests.support.broker import broker_messages
 from tests.support.korus import TOKEN_PATH
+from tests.support.waits import wait_until
 from worker.booking import keys
 from worker.booking.record import utcnow
 from worker.booking.states import State

@@ -1,29 +1,15 @@
-"""A thin authenticated client of the sandbox for tests, and a bounded wait."""
+"""A thin authenticated client of the sandbox for tests."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any
 
 import requests
 
-from tests.support.booking import reservation_item
+from tests.support.booking import CUSTOMER, reservation_item
 
 JSON_LD = "application/ld+json"
 MERGE_PATCH = "application/merge-patch+json"
-CUSTOMER = {"firstname": "Ada", "lastname": "Lovelace", "email": "ada@example.com"}
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 5.0, interval: float = 0.05) -> bool:
-    """Poll `predicate` until true or `timeout` seconds passed; returns its last value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if predicate():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(interval)
 
 
 def request_token(

@@ -8,7 +8,8 @@ import requests
 
 from korus_sandbox.admin import SandboxAdmin
 from korus_sandbox.server import Sandbox, SandboxConfig, start_sandbox
-from tests.sandbox.helpers import KorusApi, fetch_token, wait_until
+from tests.sandbox.helpers import KorusApi, fetch_token
+from tests.support.waits import wait_until
 
 CATALOGS = "/v1/ticketing/catalogs"
 

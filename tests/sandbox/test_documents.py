@@ -9,7 +9,8 @@ from urllib.parse import parse_qs, urlsplit
 import requests
 
 from korus_sandbox.admin import SandboxAdmin
-from tests.sandbox.helpers import KorusApi, violation_paths, wait_until
+from tests.sandbox.helpers import KorusApi, violation_paths
+from tests.support.waits import wait_until
 
 Catalog = dict[str, dict[str, Any]]
 BENEFICIARY = {"firstname": "Grace", "lastname": "Hopper", "dateOfBirth": "1906-12-09"}

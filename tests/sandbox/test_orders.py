@@ -10,7 +10,9 @@ import pytest
 
 from korus_sandbox.admin import SandboxAdmin
 from korus_sandbox.errors import SANDBOX_ALREADY_ORDERED_CODE
-from tests.sandbox.helpers import CUSTOMER, KorusApi, violation_paths, wait_until
+from tests.sandbox.helpers import KorusApi, violation_paths
+from tests.support.booking import CUSTOMER
+from tests.support.waits import wait_until
 
 Catalog = dict[str, dict[str, Any]]
 

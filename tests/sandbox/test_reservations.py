@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 
 from korus_sandbox.admin import SandboxAdmin
-from tests.sandbox.helpers import KorusApi, violation_paths, wait_until
+from tests.sandbox.helpers import KorusApi, violation_paths
 from tests.support.booking import reservation_item as item
+from tests.support.waits import wait_until
 
 Catalog = dict[str, dict[str, Any]]
 RESERVABLE = [

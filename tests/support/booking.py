@@ -12,13 +12,17 @@ from worker.booking.record import Booking
 from worker.booking.requests import BookingRequest, PaymentEvent
 from worker.booking.service import BookingService
 from worker.booking.states import State
+from worker.korus import models as korus
 
+# The customer of every test booking, as JSON (merchant API and Korus bodies alike), and
+# as the Korus client takes it.
 CUSTOMER = {
     "firstname": "Grace",
     "lastname": "Hopper",
     "email": "grace@example.com",
     "phone": "+33123456789",
 }
+KORUS_CUSTOMER = korus.Customer.model_validate(CUSTOMER)
 
 
 def reservation_item(
@@ -42,6 +46,11 @@ def reservation_item(
                 ts["formData"] = {"form": offer_ticket["form"], "fields": fields}
             sessions.append(ts)
     return {"offer": entry["offer"], "quantity": quantity, "ticketSessions": sessions}
+
+
+def korus_item(entry: dict[str, Any], quantity: int = 1) -> korus.ReservationRequestItem:
+    """`reservation_item` as the Korus client takes it."""
+    return korus.ReservationRequestItem.model_validate(reservation_item(entry, quantity))
 
 
 def request_for(

@@ -30,6 +30,7 @@ from worker.alerts import alert
 from worker.booking import claims
 from worker.booking.context import RetryLater, StepContext
 from worker.booking.effects import after_transition
+from worker.booking.korus_mapping import beneficiary as korus_beneficiary
 from worker.booking.ordering import listing_backoff, placed_from
 from worker.booking.record import Booking, OrderedTicket, PlacedOrder, TicketDocument
 from worker.booking.states import State
@@ -237,7 +238,11 @@ class DocumentStep:
         for (order_id, ticket), data in zip(tickets, booking.beneficiaries, strict=False):
             assert ticket.id is not None and ticket.item_id is not None  # checked above
             self.ctx.korus.set_beneficiary(
-                order_id, ticket.item_id, ticket.id, data, language=booking.language
+                order_id,
+                ticket.item_id,
+                ticket.id,
+                korus_beneficiary(data),
+                language=booking.language,
             )
             sent.append(ticket.id)
         return sent

@@ -33,6 +33,7 @@ from typing import Any
 from worker.alerts import alert
 from worker.booking.context import RetryLater, StepContext
 from worker.booking.effects import after_transition
+from worker.booking.korus_mapping import customer as korus_customer
 from worker.booking.record import Booking, OrderAttempt, OrderedTicket, PlacedOrder
 from worker.booking.states import State
 from worker.booking.store import Change, UpdateResult
@@ -332,7 +333,7 @@ class OrderStep:
         try:
             answer = self.ctx.korus.create_orders(
                 unordered(booking),
-                booking.customer.model_dump(exclude_none=True),
+                korus_customer(booking.customer),
                 booking.id,
                 language=booking.language,
             )

@@ -6,17 +6,36 @@ Plain data. Each step module (`reserve`, `payment`, `ordering`, `documents`, `sw
 compare-and-set on `version`.
 Customer personal data lives only here (needed to place the order); it is never copied
 into task arguments, logs, metrics or Sentry events.
+
+What the merchant asks for (`ReservationItem` and its `TicketSession`s and `FormData`,
+`Customer`, `Beneficiary`) is modelled once, here: `requests.BookingRequest` validates the
+merchant's JSON into these models, the record keeps them, and `korus_mapping` turns them
+into the Korus client's models. Their rules therefore also run on every stored record
+read back: loosen one freely, but a stricter rule makes older records that break it
+unreadable (it needs a migration of the stored records first). The record stores items
+and beneficiaries as the merchant API's JSON (`ticketSessions`, `formData`, `dateOfBirth`,
+no nulls), as it always has; both names are read.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_serializer,
+    model_validator,
+)
 
 from worker.booking.states import State
+
+Iri = Annotated[str, StringConstraints(pattern=r"^/v1/[A-Za-z0-9_./{}-]+$", max_length=500)]
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
 
 
 def utcnow() -> datetime:
@@ -24,18 +43,89 @@ def utcnow() -> datetime:
 
 
 class Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=False)
+    model_config = ConfigDict(extra="forbid", validate_assignment=False, populate_by_name=True)
+
+
+# -- what the merchant asks for ----------------------------------------------------------
+
+
+class FormField(Model):
+    field: Iri
+    value: Annotated[str, StringConstraints(max_length=1000)]
+
+
+class FormData(Model):
+    form: Iri
+    fields: list[FormField] = Field(max_length=50)
+
+
+class TicketSession(Model):
+    ticket: Iri
+    session: Iri | None = None
+    form_data: FormData | None = Field(default=None, alias="formData")
+
+
+class ReservationItem(Model):
+    """One Korus reservation item. An offer may bundle several tickets: `quantity` counts
+    offers, and `ticketSessions` holds one entry per ticket of the offer for each unit,
+    in ticket order (quantity x tickets-of-the-offer entries; korus-api.md)."""
+
+    offer: Iri = Field(description="The offer's IRI.")
+    quantity: int = Field(ge=1, le=50, description="How many units of the offer (not tickets).")
+    ticket_sessions: list[TicketSession] = Field(
+        alias="ticketSessions",
+        min_length=1,
+        max_length=200,
+        description="One entry per ticket of the offer for each unit, in ticket order: "
+        "quantity x (tickets of the offer) entries. A bundle offer of two tickets with "
+        "quantity 2 takes [t1, t2, t1, t2].",
+    )
+
+    @model_validator(mode="after")
+    def _tickets_of_the_offer_per_unit(self) -> ReservationItem:
+        count, units = len(self.ticket_sessions), self.quantity
+        if count % units:
+            raise ValueError(
+                "ticketSessions must hold one entry per ticket of the offer for each unit "
+                f"(a multiple of quantity {units}); got {count}"
+            )
+        per_unit = count // units
+        first = [entry.ticket for entry in self.ticket_sessions[:per_unit]]
+        for unit in range(1, units):
+            tickets = self.ticket_sessions[unit * per_unit : (unit + 1) * per_unit]
+            if [entry.ticket for entry in tickets] != first:
+                raise ValueError(
+                    f"ticketSessions of unit {unit + 1} must list the same tickets, in the "
+                    "same order, as unit 1"
+                )
+        return self
 
 
 class Customer(Model):
-    firstname: str
-    lastname: str
-    email: str
-    phone: str | None = None
-    country: str | None = None
-    language: str | None = None
-    title: str | None = None
+    firstname: Text
+    lastname: Text
+    email: Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254)]
+    phone: Annotated[str, StringConstraints(max_length=40)] | None = None
+    country: Annotated[str, StringConstraints(min_length=2, max_length=2)] | None = None
+    language: Annotated[str, StringConstraints(min_length=2, max_length=5)] | None = None
+    title: Annotated[str, StringConstraints(max_length=20)] | None = None
     optin: bool | None = None
+
+
+class Beneficiary(Model):
+    firstname: Text
+    lastname: Text
+    title: Annotated[str, StringConstraints(max_length=20)] | None = None
+    nationality: Annotated[str, StringConstraints(max_length=2)] | None = None
+    date_of_birth: Annotated[str, StringConstraints(pattern=r"^\d{4}-\d{2}-\d{2}$")] | None = Field(
+        default=None, alias="dateOfBirth"
+    )
+    place_of_birth: Text | None = Field(default=None, alias="placeOfBirth")
+    email: Annotated[str, StringConstraints(max_length=254)] | None = None
+    phone: Annotated[str, StringConstraints(max_length=40)] | None = None
+
+
+# -- what the steps add ------------------------------------------------------------------
 
 
 class HeldReservation(Model):
@@ -143,9 +233,9 @@ class Booking(Model):
     version: int = 0
     created_at: datetime
     updated_at: datetime
-    items: list[dict[str, Any]]
+    items: list[ReservationItem]
     customer: Customer
-    beneficiaries: list[dict[str, Any]] = Field(default_factory=list)
+    beneficiaries: list[Beneficiary] = Field(default_factory=list)
     callback_url: str | None = None
     language: str | None = None
     policy: str = "all_or_nothing"
@@ -186,6 +276,11 @@ class Booking(Model):
 
     reason: str | None = None
     alerts: list[str] = Field(default_factory=list)
+
+    @field_serializer("items", "beneficiaries")
+    def _as_api_json(self, values: list[ReservationItem] | list[Beneficiary]) -> list[Any]:
+        """Stored as the merchant API's JSON: camelCase names, no nulls."""
+        return [v.model_dump(mode="json", by_alias=True, exclude_none=True) for v in values]
 
     @property
     def earliest_expires_at(self) -> datetime | None:

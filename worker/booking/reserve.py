@@ -20,6 +20,7 @@ from typing import Any
 from worker.booking import claims
 from worker.booking.context import StepContext
 from worker.booking.effects import after_transition
+from worker.booking.korus_mapping import reservation_items
 from worker.booking.payment import settle_reserved
 from worker.booking.record import Booking, HeldReservation
 from worker.booking.states import State
@@ -154,7 +155,7 @@ def reserve(ctx: StepContext, booking_id: str, task_id: str | None) -> None:
     assert booking.claim is not None
     number = booking.claim.number
     try:
-        result = ctx.korus.reserve(booking.items, language=booking.language)
+        result = ctx.korus.reserve(reservation_items(booking.items), language=booking.language)
     except BaseException as error:
         if not isinstance(error, KorusRejectedError | KorusClientError | KorusNotFoundError):
             release_claim(ctx, booking_id, number, f"reserve call failed: {error}", task_id)

@@ -22,7 +22,7 @@ from worker.booking import keys
 from worker.booking.effects import Enqueuer, after_transition, send_driver
 from worker.booking.payment import cancel as cancel_transition
 from worker.booking.payment import cancel_event, failed_attempt
-from worker.booking.record import Booking, Customer, Payment, utcnow
+from worker.booking.record import Booking, Payment, utcnow
 from worker.booking.requests import BookingRequest, PaymentEvent
 from worker.booking.states import DRIVER, State
 from worker.booking.store import BookingStore
@@ -132,11 +132,9 @@ class BookingService:
             merchant=merchant,
             created_at=now,
             updated_at=now,
-            items=[item.korus_json() for item in request.items],
-            customer=Customer.model_validate(request.customer.model_dump()),
-            beneficiaries=[
-                b.model_dump(by_alias=True, exclude_none=True) for b in request.beneficiaries
-            ],
+            items=request.items,
+            customer=request.customer,
+            beneficiaries=request.beneficiaries,
             callback_url=request.callback_url,
             language=request.language,
             policy=request.reservation_policy or self.policy,

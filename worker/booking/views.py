@@ -410,7 +410,7 @@ def operator_record(booking: Booking) -> OperatorRecord:
     return OperatorRecord(
         **stored,
         items=[
-            OperatorItem(offer=item.get("offer"), quantity=item.get("quantity"))
+            OperatorItem(offer=item.offer, quantity=item.quantity)
             for item in booking.items
         ],
         failed_reservations=[_scalars(f) for f in booking.failed_reservations],

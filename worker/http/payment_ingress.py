@@ -111,10 +111,16 @@ class PaymentIngress:
                                                              str, str, bytes]:
         """Celery's own protocol-2 message for `args`: headers, properties, content type,
         encoding and serialized body (what `send_task` would publish)."""
+        # send_task adds the time limits of a task this process registered (a worker, a
+        # test that imported tasks/); the web front registers none. Read the registry
+        # as send_task does, without finalizing the app (that would import tasks/).
+        registered = self.app._tasks.get(TaskName.PAYMENT_SUCCEEDED)
         built = self.app.amqp.create_task_message(
             task_id, TaskName.PAYMENT_SUCCEEDED, args, {},
             ignore_result=None,  # what send_task puts there when the option is not given
             reply_to=self.app.thread_oid,  # as send_task does
+            time_limit=getattr(registered, "time_limit", None),
+            soft_time_limit=getattr(registered, "soft_time_limit", None),
         )
         content_type, content_encoding, body = kombu_dumps(built.body, serializer="json")  # type: ignore[no-untyped-call]
         raw = body.encode(content_encoding) if isinstance(body, str) else body

@@ -2,8 +2,10 @@
 
 The client never retries (except the single token refresh on a 401, in the transport):
 it raises an error of `worker.korus.errors` and the Celery task decides. Methods accept a
-resource id or its IRI wherever convenient. Booking calls take an optional `language`
-(the booking's), sent as Accept-Language.
+resource id or its IRI wherever convenient. Request bodies are the typed models of
+`worker.korus.models` (the booking's own models are turned into them by
+`worker.booking.korus_mapping`). Booking calls take an optional `language` (the booking's),
+sent as Accept-Language.
 
 An answer that does not fit its model raises `KorusUnreadableAnswerError` (a transient
 kind, so it is retried with backoff) after a log line and an alert naming the call and
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, Unpack
 
 from pydantic import BaseModel, ValidationError
@@ -46,7 +48,7 @@ from worker.korus.models import (
 )
 from worker.korus.pages import Page, iter_pages
 from worker.korus.stats import RedisCallStats
-from worker.korus.transport import Transport, TransportOptions
+from worker.korus.transport import Query, Transport, TransportOptions
 from worker.observability.logs import current_booking_id
 
 if TYPE_CHECKING:
@@ -111,7 +113,7 @@ class KorusClient:
         self,
         model: type[M],
         path: str,
-        params: Mapping[str, Any] | None = None,
+        params: Query | None = None,
         language: str | None = None,
     ) -> M:
         data = self.transport.request("GET", path, params=params, language=language)
@@ -127,10 +129,10 @@ class KorusClient:
         self,
         model: type[K],
         path: str,
-        params: Mapping[str, Any] | None = None,
+        params: Query | None = None,
         language: str | None = None,
     ) -> list[K]:
-        query = {"itemsPerPage": 50, **(params or {})}
+        query: Query = {"itemsPerPage": 50, **(params or {})}
         first = self._get(Page[model], path, query, language)  # type: ignore[valid-type]
         return list(
             iter_pages(
@@ -161,7 +163,7 @@ class KorusClient:
         items_per_page: int = 50,
     ) -> Page[Offer]:
         """One page of offers; filters map to `date[after]`, `date[before]`, `product[]`."""
-        params: dict[str, Any] = {"page": page, "itemsPerPage": items_per_page}
+        params: dict[str, str | int | list[str]] = {"page": page, "itemsPerPage": items_per_page}
         if date_after is not None:
             params["date[after]"] = _iso(date_after)
         if date_before is not None:
@@ -204,7 +206,7 @@ class KorusClient:
 
     def reserve(
         self,
-        items: Iterable[ReservationRequestItem | Mapping[str, Any]],
+        items: Iterable[ReservationRequestItem],
         *,
         language: str | None = None,
     ) -> BulkReservationResult:
@@ -221,12 +223,7 @@ class KorusClient:
           inventory twice until then; it can never order anything.
         Raises ValueError, before sending, if `items` is empty.
         """
-        body = {
-            "items": [
-                item.to_json_body() if isinstance(item, KorusModel) else dict(item)
-                for item in items
-            ]
-        }
+        body = {"items": [item.to_json_body() for item in items]}
         if not body["items"]:
             raise ValueError("at least one reservation item is needed")
         return self._write(
@@ -241,7 +238,7 @@ class KorusClient:
     def create_orders(
         self,
         reservation_iris: Sequence[str],
-        customer: Customer | Mapping[str, Any],
+        customer: Customer,
         external_reference: str,
         *,
         language: str | None = None,
@@ -265,9 +262,7 @@ class KorusClient:
             raise ValueError("at least one reservation is needed")
         body = {
             "reservations": [reservation_iri(value) for value in reservation_iris],
-            "customer": (
-                customer.to_json_body() if isinstance(customer, Customer) else dict(customer)
-            ),
+            "customer": customer.to_json_body(),
             "externalReference": external_reference,
         }
         return self._write(BulkOrderResult, "POST", "/v1/booking/orders/_bulk", body, language)
@@ -289,7 +284,7 @@ class KorusClient:
         order_id: str,
         item_id: str,
         ticket_id: str,
-        beneficiary: Beneficiary | Mapping[str, Any],
+        beneficiary: Beneficiary,
         *,
         language: str | None = None,
     ) -> OrderTicket:
@@ -301,12 +296,8 @@ class KorusClient:
         path = (
             f"/v1/booking/orders/{_seg(order_id)}/items/{_seg(item_id)}/tickets/{_seg(ticket_id)}"
         )
-        data = (
-            beneficiary.to_json_body()
-            if isinstance(beneficiary, Beneficiary)
-            else dict(beneficiary)
-        )
-        return self._write(OrderTicket, "PATCH", path, {"beneficiary": data}, language)
+        body = {"beneficiary": beneficiary.to_json_body()}
+        return self._write(OrderTicket, "PATCH", path, body, language)
 
     # -- documents ------------------------------------------------------------------
 

@@ -127,9 +127,6 @@ class Ticket(Resource):
         return iri_of(self.form)
 
 
-OfferTicket = Ticket
-
-
 class Offer(Resource):
     date: AwareDatetime | None = None  # a date-only value reads as midnight UTC
     availability_check_required: bool = False
@@ -207,7 +204,9 @@ class Beneficiary(KorusModel):
     lastname: str | None = None
     title: str | None = None
     nationality: str | None = None
-    date_of_birth: dt.date | None = None
+    # A date, or the merchant's `YYYY-MM-DD` text as given (Korus judges it: a 422 names
+    # `beneficiary.dateOfBirth`); both are sent as the same text.
+    date_of_birth: dt.date | str | None = None
     place_of_birth: str | None = None
     email: str | None = None
     phone: str | None = None

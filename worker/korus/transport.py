@@ -48,6 +48,8 @@ JSON_LD = "application/ld+json"
 MERGE_PATCH = "application/merge-patch+json"
 BODY_EXCERPT_CHARS = 500
 STATE_CHANGING = frozenset({"POST", "PATCH", "PUT", "DELETE"})
+# A query string's values: text, numbers, or a list for a repeated key (`product[]`).
+Query = Mapping[str, str | int | list[str]]
 
 # Idle sessions of this process. A requests.Session is not documented as thread-safe
 # (its cookie jar and adapters are shared state), so no two threads or greenlets ever use
@@ -319,7 +321,7 @@ class Transport:
         method: str,
         path: str,
         *,
-        params: Mapping[str, Any] | None = None,
+        params: Query | None = None,
         body: Any = None,
         language: str | None = None,
     ) -> Any:
@@ -345,7 +347,7 @@ class Transport:
         self,
         method: str,
         path: str,
-        params: Mapping[str, Any] | None,
+        params: Query | None,
         body: Any,
         token: str,
         language: str,
