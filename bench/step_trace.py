@@ -128,7 +128,6 @@ def trace(url: str, sandbox_url: str, count: int, profile: str | None) -> Counti
     from bench.driver import day_pass_request
     from korus_sandbox.admin import SandboxAdmin
     from worker.booking.context import RetryLater, StepContext
-    from worker.booking.effects import ExpectingCallbacks
     from worker.booking.requests import PaymentEvent
     from worker.booking.service import BookingService
     from worker.booking.store import BookingStore
@@ -147,10 +146,8 @@ def trace(url: str, sandbox_url: str, count: int, profile: str | None) -> Counti
                          deadline_policy=deadline_policy(settings))
     inline = InlineEnqueuer()
     service = BookingService(web_store, inline, event_ttl_seconds=3600, policy="all_or_nothing")
-    enqueue = ExpectingCallbacks(
-        inline, lambda b, e: store.callback_expected(b, e, 0.0 + 10**10))
     korus = KorusClient.from_settings(settings, worker)
-    ctx = StepContext(settings=settings, redis=worker, store=store, enqueue=enqueue,
+    ctx = StepContext(settings=settings, redis=worker, store=store, enqueue=inline,
                       korus_factory=lambda: korus, owner=lambda: "trace:1")
     run = steps()
     counting = Counting()

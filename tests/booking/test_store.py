@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import redis
 
@@ -9,7 +11,7 @@ from tests.factories import booking_in
 from worker.booking import keys
 from worker.booking.record import Booking
 from worker.booking.states import State
-from worker.booking.store import BookingStore, Change, ConcurrentUpdateError
+from worker.booking.store import BookingStore, Change, ConcurrentUpdateError, PaymentWaitingError
 
 
 def held_booking(booking_id: str) -> Booking:
@@ -201,3 +203,65 @@ def test_a_write_moves_the_state_indexes_and_a_lost_one_touches_none(
         store.update(booking.id, expire, current=stale, attempts=1)
     assert redis_client.zscore(keys.by_state("expired"), booking.id) is None
     assert redis_client.zscore(cancelled, booking.id) is not None
+
+
+def test_the_compare_and_set_exists_once_in_both_write_scripts() -> None:
+    from worker.booking import store as module
+
+    fragment = module._CAS_FRAGMENT.split("{first_entry}")
+    for script in (module._CAS_SCRIPT, module._WRITE_ALL_SCRIPT):
+        assert script.startswith(fragment[0]) and fragment[1] in script
+        assert script.count("redis.call('HGET', KEYS[1], 'version')") == 1
+
+
+def test_a_state_entered_records_its_merchant_callback_as_expected_with_the_write(
+    redis_client: redis.Redis,
+) -> None:
+    client = counting_client(redis_client)
+    store = BookingStore(client, retention_seconds=600)
+    booking = held_booking("bk_expects")
+    store.create(booking, reason="created")
+    assert redis_client.zcard(keys.CALLBACKS_DUE) == 0  # received: no callback
+    client.sent.clear()
+
+    assert store.update(booking.id, cancel).changed
+    # In the write's own script (no command of its own): the sweeper sends it if the
+    # notify message is lost.
+    assert client.sent == []
+    due = redis_client.zscore(keys.CALLBACKS_DUE, f"{booking.id}|booking.cancelled")
+    assert due is not None and due > time.time()
+    # A note (no state entered) records nothing more.
+    assert store.update(booking.id, note("noted")).changed
+    assert redis_client.zcard(keys.CALLBACKS_DUE) == 1
+
+
+def test_a_write_applying_a_payment_event_drops_it_and_a_cancel_refuses_while_one_waits(
+    redis_client: redis.Redis,
+) -> None:
+    store = BookingStore(redis_client, retention_seconds=600)
+    booking = held_booking("bk_guard")
+    store.create(booking, reason="created")
+    store.payment_received(booking.id, "evt_1", due=time.time() + 60, ttl_seconds=600)
+
+    with pytest.raises(PaymentWaitingError):
+        store.update(booking.id, cancel, unless_payment_waiting=True)
+    assert store.load(booking.id).state == State.AWAITING_PAYMENT  # type: ignore[union-attr]
+    assert len(store.timeline(booking.id)) == 1  # nothing written
+
+    assert store.update(booking.id, note("paid"), applies_event="evt_1").changed
+    assert store.pending_payment_events([booking.id]) == {}
+    assert store.update(booking.id, cancel, unless_payment_waiting=True).changed
+
+
+def test_a_callback_swap_moves_its_due_entry_with_the_swap(redis_client: redis.Redis) -> None:
+    client = counting_client(redis_client)
+    store = BookingStore(client, retention_seconds=600)
+    member = "bk_cb|booking.reserved"
+    assert store.callback_swap("bk_cb", "booking.reserved", None, "sending", due=123.0)
+    assert redis_client.zscore(keys.CALLBACKS_DUE, member) == 123.0
+    client.sent.clear()
+    assert not store.callback_swap("bk_cb", "booking.reserved", None, "again", due=None)
+    assert redis_client.zscore(keys.CALLBACKS_DUE, member) == 123.0  # a lost swap: untouched
+    assert store.callback_swap("bk_cb", "booking.reserved", "sending", "delivered", due=None)
+    assert redis_client.zscore(keys.CALLBACKS_DUE, member) is None
+    assert client.sent == []  # each swap one pipelined script (no separate ZADD/ZREM)
