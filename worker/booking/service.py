@@ -11,6 +11,7 @@ import json
 import math
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Literal
@@ -25,7 +26,7 @@ from worker.booking.payment import cancel_event, failed_attempt
 from worker.booking.record import Booking, Customer, Payment, utcnow
 from worker.booking.requests import BookingRequest, PaymentEvent
 from worker.booking.states import DRIVER, State
-from worker.booking.store import BookingStore
+from worker.booking.store import BookingStore, Change, PaymentWaitingError, UpdateResult
 
 IDEMPOTENCY_TTL = int(timedelta(hours=24).total_seconds())
 # A claimed Idempotency-Key whose booking is still missing after this long was abandoned.
@@ -205,9 +206,8 @@ class BookingService:
         """Cancel before payment. Idempotent: cancelling a cancelled booking returns it.
 
         Refused (409) once a payment succeeded, even if it is not applied yet."""
-        waiting = bool(self.store.pending_payment_events([booking_id]))
-        result = self.store.update(
-            booking_id, lambda b: cancel_transition(b, reason, success_waiting=waiting)
+        result, waiting = self._cancel_unless_paid(
+            booking_id, lambda b, waiting: cancel_transition(b, reason, success_waiting=waiting)
         )
         booking = result.booking
         if booking is None:
@@ -218,6 +218,22 @@ class BookingService:
             raise BookingConflictError(f"the booking cannot be cancelled: {why}")
         after_transition(booking, result.entered, self.enqueue)
         return booking
+
+    def _cancel_unless_paid(
+        self, booking_id: str, transition: Callable[[Booking, bool], Change | None]
+    ) -> tuple[UpdateResult, bool]:
+        """Apply a cancel transition (`transition(booking, success_waiting)`) so that no
+        successful payment event received and not yet applied can be missed: decided as
+        if none waits, its compare-and-set is refused by Redis if one does (checked in
+        the same script), and then it is decided again knowing that one does. Returns the
+        result and whether a success was found waiting."""
+        try:
+            result = self.store.update(
+                booking_id, lambda b: transition(b, False), unless_payment_waiting=True
+            )
+        except PaymentWaitingError:
+            return self.store.update(booking_id, lambda b: transition(b, True)), True
+        return result, False
 
     def retry(self, booking_id: str) -> str:
         """Operator action: enqueue again the task that drives the booking's state."""
@@ -300,9 +316,8 @@ class BookingService:
             outcome = "noted"
         else:
             what = f"{event.provider} {event.payment_id}"
-            waiting = bool(self.store.pending_payment_events([event.booking_id]))
-            result = self.store.update(
-                event.booking_id, lambda b: cancel_event(b, what, success_waiting=waiting)
+            result, _ = self._cancel_unless_paid(
+                event.booking_id, lambda b, waiting: cancel_event(b, what, success_waiting=waiting)
             )
             if result.booking is not None:
                 after_transition(result.booking, result.entered, self.enqueue)

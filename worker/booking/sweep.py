@@ -44,7 +44,7 @@ from worker.booking.effects import after_transition, send_driver
 from worker.booking.payment import apply_received
 from worker.booking.record import Booking
 from worker.booking.states import CLOSED, State
-from worker.booking.store import Change
+from worker.booking.store import Change, PaymentWaitingError
 
 # Far above the time a batch takes (`make bench-sweep`: ~0.5 ms per due booking, so
 # ~0.25 s for a batch of 500): a live sweep never loses its claim to another one, and the
@@ -116,13 +116,20 @@ def _note(booking: Booking, state: State, alert_kind: str, reason: str) -> Chang
 
 def close_unpaid(ctx: StepContext, booking: Booking, now: datetime, lease: float) -> str:
     # The index entry holds our lease: the store drops it with the record's closing write.
-    result = ctx.store.update(
-        booking.id,
-        lambda b: _close_hold(b, now),
-        task_id="sweep",
-        current=booking,
-        index_score=lease,
-    )
+    # A successful payment event received since the pending ones were applied refuses
+    # the write (checked with the compare-and-set): its message or the next sweep
+    # applies it, and the hold is ordered instead of cancelled.
+    try:
+        result = ctx.store.update(
+            booking.id,
+            lambda b: _close_hold(b, now),
+            task_id="sweep",
+            current=booking,
+            index_score=lease,
+            unless_payment_waiting=True,
+        )
+    except PaymentWaitingError:
+        return "payment_waiting"
     if not result.changed or result.booking is None:
         return "skipped"
     after_transition(result.booking, result.entered, ctx.enqueue)
