@@ -348,10 +348,12 @@ class BookingStore:
                 raise IllegalTransitionError(f"{current.state} -> {new.state} ({change.reason})")
             if new.state != current.state:
                 # Progress: a claim on the old state's step ends (unless the transition
-                # took a new one); another task's step starts with a fresh budget.
+                # took a new one), so does a wait (unless the transition set its own);
+                # another task's step starts with a fresh budget.
                 if new.claim == current.claim:
                     new.claim = None
-                new.retry_at = None
+                if new.retry_at == current.retry_at:
+                    new.retry_at = None
                 if DRIVER.get(new.state) != DRIVER.get(current.state):
                     new.step_failures = 0
                     new.unexpected_failures = 0

@@ -15,7 +15,8 @@ What is due, per state (worker.booking.deadlines computes the score):
   mark it expired if it already lapsed); the transition sends the merchant callback;
 - paid / ordering / order_uncertain near expiresAt: alert, and put create_order at the
   head of the payments queue (once per booking);
-- documents_pending whose downloadableAt has come: fetch_documents;
+- documents_pending at its `retry_at` (the step's one wake-up; behind a broker
+  countdown only the backstop of a lost message): fetch_documents;
 - a state a task drives (states.DRIVER), `redrive_after` its last change or at its
   `retry_at`: if its step holds no live claim (lease running and owner's liveness key
   present), enqueue the driving task again; without progress for `stuck_after`, alert;
@@ -229,6 +230,12 @@ def close_awaiting_beneficiary(ctx: StepContext, booking: Booking, now: datetime
 
 
 def documents_due(booking: Booking, now: datetime) -> bool:
+    """Whether the documents step is to run again: at its `retry_at` (when a broker
+    countdown owns the wait, that is its backstop: the message was lost), never before;
+    for records written before the step set it, once a document is downloadable."""
+    wake = booking.retry_at
+    if wake is not None and wake > booking.updated_at:
+        return wake <= now
     waiting = [d.downloadable_at for d in booking.documents if not d.temporary_url]
     return any(moment is None or moment <= now for moment in waiting)
 
