@@ -81,6 +81,12 @@ def parse_cursor(cursor: str | None) -> tuple[float, str] | None:
     return value, booking_id
 
 
+def idempotency_claim(booking_id: str, digest: str, at: float) -> str:
+    """What an Idempotency-Key holds: the booking it makes, the request body's digest and
+    when it was claimed."""
+    return json.dumps({"booking_id": booking_id, "digest": digest, "at": at})
+
+
 def new_booking_id() -> str:
     # 96 random bits as 24 hex chars: unique, URL-safe, well under Korus's 50-char
     # externalReference limit (the booking id is the Korus order externalReference).
@@ -158,7 +164,7 @@ class BookingService:
         """
         body = json.dumps(request.model_dump(mode="json", by_alias=True), sort_keys=True)
         digest = hashlib.sha256(body.encode()).hexdigest()
-        record = json.dumps({"booking_id": booking_id, "digest": digest, "at": time.time()})
+        record = idempotency_claim(booking_id, digest, time.time())
         redis_key = keys.idempotency(merchant, key)
         if self.redis.set(redis_key, record, nx=True, ex=IDEMPOTENCY_TTL):
             return None
