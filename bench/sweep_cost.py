@@ -44,7 +44,7 @@ from worker.booking.callbacks import _dump as delivery_record
 from worker.booking.context import StepContext
 from worker.booking.deadlines import DeadlinePolicy, next_deadline
 from worker.booking.record import Booking, Customer, HeldReservation, utcnow
-from worker.booking.service import IDEMPOTENCY_TTL, idempotency_claim
+from worker.booking.service import IDEMPOTENCY_TTL, idempotency_claim, request_digest
 from worker.booking.states import State
 from worker.booking.store import BookingStore, encode_record, timeline_entry
 from worker.booking.sweep import sweep
@@ -152,7 +152,7 @@ def open_booking(n: int, expires_in: float, policy: DeadlinePolicy) -> tuple[Boo
 
 def idempotency_record(booking: Booking) -> str:
     """The Idempotency-Key claim as BookingService._claim_idempotency writes it."""
-    return idempotency_claim(booking.id, hashlib.sha256(booking.id.encode()).hexdigest(),
+    return idempotency_claim(booking.id, request_digest(booking.id),
                              booking.created_at.timestamp())
 
 

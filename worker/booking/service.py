@@ -6,6 +6,7 @@ process stays fast and a Korus outage never blocks a webhook.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import math
@@ -81,10 +82,17 @@ def parse_cursor(cursor: str | None) -> tuple[float, str] | None:
     return value, booking_id
 
 
+def request_digest(body: str) -> str:
+    """The SHA-256 of a request body in base64, unpadded (43 characters; 64 in hex)."""
+    return base64.b64encode(hashlib.sha256(body.encode()).digest()).decode().rstrip("=")
+
+
 def idempotency_claim(booking_id: str, digest: str, at: float) -> str:
-    """What an Idempotency-Key holds: the booking it makes, the request body's digest and
-    when it was claimed."""
-    return json.dumps({"booking_id": booking_id, "digest": digest, "at": at})
+    """What an Idempotency-Key holds (for 24 h): the booking it makes, the request body's
+    digest and when it was claimed; compact, it is kept for every such booking."""
+    return json.dumps(
+        {"booking_id": booking_id, "digest": digest, "at": round(at, 3)}, separators=(",", ":")
+    )
 
 
 def new_booking_id() -> str:
@@ -163,14 +171,15 @@ class BookingService:
         that two retries cannot both take it.
         """
         body = json.dumps(request.model_dump(mode="json", by_alias=True), sort_keys=True)
-        digest = hashlib.sha256(body.encode()).hexdigest()
+        digest = request_digest(body)
         record = idempotency_claim(booking_id, digest, time.time())
         redis_key = keys.idempotency(merchant, key)
         if self.redis.set(redis_key, record, nx=True, ex=IDEMPOTENCY_TTL):
             return None
         raw = self.redis.get(redis_key) or "{}"
         stored = json.loads(raw)
-        if stored.get("digest") != digest:
+        # Claims written before the digest was base64 hold it in hex.
+        if stored.get("digest") not in (digest, hashlib.sha256(body.encode()).hexdigest()):
             raise IdempotencyConflictError("Idempotency-Key was used with another request body")
         existing = self.store.load(stored["booking_id"])
         if existing is not None:

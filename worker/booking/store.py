@@ -1,8 +1,9 @@
 """Booking state in Redis: every write is a compare-and-set that appends to the timeline.
 
-Layout (see keys.py): one hash per booking (`state`, `version`, `json`), a capped
-timeline list, both under the booking's hash tag, so the Lua script touches keys of one
-slot only and also runs on Redis Cluster. The global indexes (deadlines, bookings by
+Layout (see keys.py): one hash per booking (`state`, `version`, `json`: the record,
+compressed by worker/booking/codec.py), a capped timeline list (compact JSON arrays,
+`timeline_entry`), both under the booking's hash tag, so the Lua script touches keys of
+one slot only and also runs on Redis Cluster. The global indexes (deadlines, bookings by
 state) cannot join that script on a cluster. The deadline index is written *ahead* of
 the record and cleaned *after* it, so it may hold a stale entry (the sweeper re-checks
 the record) but never misses a booking. The listing index (bookings by state) is written
@@ -17,20 +18,19 @@ the global indexes.
 
 from __future__ import annotations
 
-import base64
 import json
 import threading
 import time
-import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import redis
 
 from worker.booking import keys
+from worker.booking.codec import compress_json, decode_record
 from worker.booking.deadlines import DeadlinePolicy, next_deadline
 from worker.booking.effects import CALLBACK_ON_ENTRY
 from worker.booking.record import Booking, utcnow
@@ -113,26 +113,9 @@ return 0
 """
 
 
-# Stored records are zlib-compressed JSON in base64 behind this prefix: an open booking's
-# record goes from ~1.6 KB to ~0.8 KB, half of Redis's memory per open booking (the
-# sweep_scale benchmark). Plain JSON (always starting with "{") is still read.
-COMPRESSED = "z:"
-
-
 def encode_record(booking: Booking) -> str:
     """The stored form of a record (what the `json` field of its hash holds)."""
     return compress_json(booking.to_json())
-
-
-def compress_json(raw: str) -> str:
-    return COMPRESSED + base64.b64encode(zlib.compress(raw.encode(), 1)).decode("ascii")
-
-
-def decode_record(stored: str) -> str:
-    """The record's JSON from its stored form (compressed or, from older writers, plain)."""
-    if stored.startswith(COMPRESSED):
-        return zlib.decompress(base64.b64decode(stored[len(COMPRESSED):])).decode()
-    return stored
 
 
 class ConcurrentUpdateError(RuntimeError):
@@ -169,19 +152,31 @@ class UpdateResult:
     entered: list[State] = field(default_factory=list)
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def timeline_entry(
     source: State | None, target: State, reason: str, task_id: str | None, at: datetime
 ) -> str:
+    """A timeline entry as stored: a JSON array `[at, from, to, reason, task_id]`, `at` in
+    microseconds since the epoch (a third of the bytes of the object form with ISO time
+    that older writers stored; `read_timeline_entry` reads both)."""
+    micros = (at - _EPOCH) // timedelta(microseconds=1)
     return json.dumps(
-        {
-            "at": at.isoformat(),
-            "from": source.value if source else None,
-            "to": target.value,
-            "reason": reason,
-            "task_id": task_id,
-        },
+        [micros, source.value if source else None, target.value, reason, task_id],
         separators=(",", ":"),
     )
+
+
+def read_timeline_entry(stored: str) -> dict[str, Any]:
+    """An entry as the API shows it: at (ISO 8601), from, to, reason, task_id."""
+    entry = json.loads(stored)
+    if isinstance(entry, dict):  # written by an older writer
+        return cast(dict[str, Any], entry)
+    micros, source, target, reason, task_id = entry
+    at = _EPOCH + timedelta(microseconds=micros)
+    return {"at": at.isoformat(), "from": source, "to": target, "reason": reason,
+            "task_id": task_id}
 
 
 def _evalsha(pipe: Any, sha: str, numkeys: int, *keys_and_args: Any) -> None:
@@ -263,7 +258,7 @@ class BookingStore:
 
     def timeline(self, booking_id: str) -> list[dict[str, Any]]:
         entries = self.redis.lrange(keys.timeline(booking_id), 0, -1)
-        return [json.loads(entry) for entry in entries]
+        return [read_timeline_entry(str(entry)) for entry in entries]
 
     def ids_in_state(
         self, state: State, *, after: tuple[float, str] | None = None, limit: int = 50
