@@ -32,6 +32,8 @@ from tests.support.broker import broker_messages
 from tests.support.korus import TOKEN_PATH
 from worker.booking import keys
 from worker.booking.record import utcnow
+from worker.booking.requests import PaymentEvent
+from worker.booking.service import BookingService
 from worker.booking.states import State
 from worker.booking.store import Change, PaymentWaitingError
 from worker.booking.sweep import sweep
@@ -116,7 +118,14 @@ def test_payment_guard_and_callback_swap_run_their_scripts_on_the_cluster(
                        RecordingEnqueuer(), now)
     booking = make_booking(State.AWAITING_PAYMENT, now=now, expires_in=600)
     assert ctx.store.create(booking, reason="created")
-    ctx.store.payment_received(booking.id, "evt_c", due=time.time() + 60, ttl_seconds=60)
+    service = BookingService(ctx.store, RecordingEnqueuer(), event_ttl_seconds=60,
+                             policy="all_or_nothing")
+    success = PaymentEvent(provider="test", event_id="c", kind="succeeded",
+                           booking_id=booking.id, payment_id="pi_c", amount_minor=1,
+                           currency="eur")
+    assert service.record_payment(success) == "enqueued"  # claimed, then kept: two slots
+    assert service.record_payment(success) == "duplicate"
+    assert ctx.store.pending_payment_events([booking.id]) == {booking.id: ["test:c"]}
 
     def cancel(b: Any) -> Change:
         b.state = State.CANCELLED
@@ -127,7 +136,7 @@ def test_payment_guard_and_callback_swap_run_their_scripts_on_the_cluster(
 
     with pytest.raises(PaymentWaitingError):
         ctx.store.update(booking.id, cancel, unless_payment_waiting=True)
-    assert ctx.store.update(booking.id, note, applies_event="evt_c").changed
+    assert ctx.store.update(booking.id, note, applies_event="test:c").changed
     assert ctx.store.pending_payment_events([booking.id]) == {}
 
     member = f"{booking.id}|booking.reserved"

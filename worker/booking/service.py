@@ -292,11 +292,17 @@ class BookingService:
             "enqueued": False,
             "recorded_at": time.time(),
         }
-        # One round trip: claim the event id and learn whether the booking exists.
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.set(redis_key, json.dumps(record), nx=True, ex=self.event_ttl_seconds)
-        pipe.exists(keys.booking(event.booking_id))
-        claimed, exists = pipe.execute()
+        # Claim the event id and learn whether the booking exists; a success claimed is
+        # also kept on the booking until applied (the sweeper applies it if the message
+        # is lost, a redrive period from now at the latest): one round trip together.
+        due = time.time() + self.redrive_after_seconds
+        claimed, exists = self.store.claim_payment_event(
+            event.key,
+            event.booking_id,
+            json.dumps(record),
+            self.event_ttl_seconds,
+            success_due=due if event.kind == "succeeded" else None,
+        )
         if not claimed:
             raw = self.redis.get(redis_key) or "{}"
             stored = json.loads(raw)
@@ -317,12 +323,10 @@ class BookingService:
             alert("unknown_booking", event.booking_id, f"{event.provider} event {event.event_id}")
             outcome = "unknown_booking"
         elif event.kind == "succeeded":
-            # Kept on the booking until applied; the sweeper applies it if the message
-            # is lost, a redrive period from now at the latest.
-            due = time.time() + self.redrive_after_seconds
-            self.store.payment_received(
-                event.booking_id, event.key, due=due, ttl_seconds=self.event_ttl_seconds
-            )
+            if not claimed:  # taken over from an abandoned delivery: keep it now
+                self.store.payment_received(
+                    event.booking_id, event.key, due=due, ttl_seconds=self.event_ttl_seconds
+                )
             self.enqueue.payment_succeeded(event.booking_id, event.key)
             outcome = "enqueued"
         elif event.kind == "failed":

@@ -650,6 +650,39 @@ class BookingStore:
             if members
         }
 
+    def claim_payment_event(
+        self,
+        event_key: str,
+        booking_id: str,
+        record: str,
+        ttl_seconds: int,
+        *,
+        success_due: float | None,
+    ) -> tuple[bool, bool]:
+        """Claim a provider event by its key (SET NX `record` for `ttl_seconds`) and learn
+        whether its booking exists: (claimed, exists). With `success_due` (a successful
+        event), claimed for a booking that exists, the event is also kept on the booking
+        as `payment_received` does. One round trip on a single server (a script), two on
+        a cluster (the keys live in several slots)."""
+        if self._one_round_trip:
+            script_keys = [
+                keys.payment_event(event_key),
+                keys.booking(booking_id),
+                keys.payments(booking_id),
+                keys.DEADLINES,
+            ]
+            due = "" if success_due is None else repr(success_due)
+            args = [record, ttl_seconds, event_key, due, booking_id]
+            claimed, exists = self.run_script(_CLAIM_EVENT, script_keys, args)
+            return bool(claimed), bool(exists)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.set(keys.payment_event(event_key), record, nx=True, ex=ttl_seconds)
+        pipe.exists(keys.booking(booking_id))
+        claimed, exists = pipe.execute()
+        if claimed and exists and success_due is not None:
+            self.payment_received(booking_id, event_key, due=success_due, ttl_seconds=ttl_seconds)
+        return bool(claimed), bool(exists)
+
     def payment_received(
         self, booking_id: str, event_key: str, *, due: float, ttl_seconds: int
     ) -> None:
@@ -737,6 +770,21 @@ _CLAIM_DUE = """
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
 for _, id in ipairs(due) do redis.call('ZADD', KEYS[1], ARGV[3], id) end
 return due
+"""
+
+# KEYS: event claim, booking hash, the booking's received payment events, deadline index.
+# ARGV: claim record, ttl, event key, due score ('' : not a success), booking id.
+# Returns {claimed, booking exists}; a success claimed for an existing booking is kept on
+# it (as `payment_received`: SADD with the ttl, due at the latest at ARGV[4]).
+_CLAIM_EVENT = """
+local claimed = redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', tonumber(ARGV[2])) and 1 or 0
+local exists = redis.call('EXISTS', KEYS[2])
+if claimed == 1 and exists == 1 and ARGV[4] ~= '' then
+  redis.call('SADD', KEYS[3], ARGV[3])
+  redis.call('EXPIRE', KEYS[3], tonumber(ARGV[2]))
+  redis.call('ZADD', KEYS[4], 'LT', ARGV[4], ARGV[5])
+end
+return {claimed, exists}
 """
 
 # KEYS: callbacks hash. ARGV: field, expected value ('' = absent), new value.
