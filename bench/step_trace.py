@@ -19,6 +19,7 @@ import argparse
 import cProfile
 import os
 import sys
+import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -39,6 +40,7 @@ class Counting:
 
     def __init__(self) -> None:
         self.round_trips: Counter[str] = Counter()
+        self.cpu: dict[str, float] = {}  # CPU seconds of this process per worker step
         self.commands: dict[str, Counter[str]] = {}
         self.step = "-"
         self.scripts: dict[str, str] = {}  # sha1 -> first line of its source
@@ -151,7 +153,7 @@ def trace(url: str, sandbox_url: str, count: int, profile: str | None) -> Counti
                       korus_factory=lambda: korus, owner=lambda: "trace:1")
     run = steps()
     counting = Counting()
-    profiler = cProfile.Profile() if profile else None
+    profiler = cProfile.Profile(time.process_time) if profile else None
     waits: Counter[str] = Counter()
     with counting.installed():
         for n in range(count + 1):  # the first booking warms up (token, scripts): not counted
@@ -177,6 +179,7 @@ def trace(url: str, sandbox_url: str, count: int, profile: str | None) -> Counti
                 step = run[name.split(" ", 1)[0]]
                 if profiler is not None and n:
                     profiler.enable()
+                cpu = time.process_time()
                 try:
                     step(ctx, *args, task_id=f"task-{n}-{name}", **kwargs)
                 except RetryLater as wait:
@@ -185,6 +188,8 @@ def trace(url: str, sandbox_url: str, count: int, profile: str | None) -> Counti
                     print(f"{booking.id} {name}: waits {wait.countdown:.1f}s ({wait})",
                           file=sys.stderr)
                 finally:
+                    spent = time.process_time() - cpu
+                    counting.cpu[counting.step] = counting.cpu.get(counting.step, 0.0) + spent
                     if profiler is not None:
                         profiler.disable()
             counting.step = "trace"
@@ -201,12 +206,15 @@ def report(counting: Counting, count: int) -> None:
     order = [s for s in counting.round_trips if s not in ("warm-up", "trace")]
     total_trips = sum(counting.round_trips[s] for s in order)
     total_cmds = sum(sum(counting.commands[s].values()) for s in order)
+    cpu = sum(counting.cpu.get(s, 0.0) for s in order)
     print(f"per booking ({count} bookings): {total_trips / count:.2f} round trips, "
-          f"{total_cmds / count:.2f} commands")
+          f"{total_cmds / count:.2f} commands, {cpu / count * 1000:.2f} ms CPU in the "
+          "worker steps (this process; with --profile, inflated by the profiler)")
     for step in order:
         commands = counting.commands[step]
+        spent = f", {counting.cpu[step] / count * 1000:.2f} ms CPU" if step in counting.cpu else ""
         print(f"\n{step}: {counting.round_trips[step] / count:.2f} round trips, "
-              f"{sum(commands.values()) / count:.2f} commands")
+              f"{sum(commands.values()) / count:.2f} commands{spent}")
         for name, calls in commands.most_common():
             print(f"    {calls / count:6.2f}  {name}")
 
