@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import pstats
+import re
 import sys
 import tempfile
 import time
@@ -63,6 +64,31 @@ def profiled_worker(env: dict[str, str], app: str, out: str) -> Proc:
     return Proc(f"profile-{app}", argv, env, LOGS / f"worker-profile-{app}.log")
 
 
+# Entry points whose cumulative CPU tells the layers apart (functions called within are
+# counted in them): a message's handling by Celery, our task bodies and their parts.
+ENTRY_POINTS = (
+    ("a message handled by Celery (the task body included)",
+     r"celery/worker/strategy.py:\d+\(task_message_handler\)"),
+    ("  the booking steps (tasks.policy.run_step)", r"tasks/policy.py:\d+\(run_step\)"),
+    ("  the merchant callbacks (callbacks.deliver)", r"booking/callbacks.py:\d+\(deliver\)"),
+    ("  the raw chain's task bodies", r"bench/raw_app.py:\d+\("),
+    ("    Korus HTTP calls (korus.transport.request)", r"korus/transport.py:\d+\(request\)"),
+    ("    store reads and writes (BookingStore.update/load)",
+     r"booking/store.py:\d+\((update|load)\)"),
+    ("    messages sent (Celery send_task)", r"celery/app/base.py:\d+\(send_task\)"),
+)
+
+
+def entry_points(stats: pstats.Stats) -> dict[str, float]:
+    spent = dict.fromkeys([name for name, _ in ENTRY_POINTS], 0.0)
+    for (filename, line, func), (_, _, _, cumtime, _) in stats.stats.items():  # type: ignore[attr-defined]
+        where = f"{filename}:{line}({func})"
+        for name, pattern in ENTRY_POINTS:
+            if re.search(pattern, where):
+                spent[name] += cumtime
+    return spent
+
+
 def layers(stats: pstats.Stats) -> dict[str, float]:
     spent = dict.fromkeys([name for name, _ in LAYERS] + ["other"], 0.0)
     for (filename, _, _), (_, _, tottime, _, _) in stats.stats.items():  # type: ignore[attr-defined]
@@ -102,8 +128,13 @@ def run(app: str, count: int, top: int, keep: str | None) -> None:
     total = sum(v for v in layers(stats).values())
     print(f"\n== {app}: {done}/{count} bookings in {seconds:.1f}s; profiled CPU "
           f"{total / count * 1000:.1f} ms per booking (all the worker did, warm-up included)")
+    print("  by the file a function is in (its own time):")
     for name, seconds_in in sorted(layers(stats).items(), key=lambda kv: -kv[1]):
         print(f"   {seconds_in / count * 1000:7.2f} ms  {seconds_in / total:5.1%}  {name}")
+    print("  by entry point (cumulative):")
+    for name, seconds_in in entry_points(stats).items():
+        if seconds_in:
+            print(f"   {seconds_in / count * 1000:7.2f} ms  {name}")
     stats.sort_stats("tottime").print_stats(top)
     if keep:
         os.makedirs(keep, exist_ok=True)
