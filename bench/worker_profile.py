@@ -26,7 +26,14 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.common import LOGS, deployment, private_redis, wait_drained  # noqa: E402
+from bench.common import (  # noqa: E402
+    LOGS,
+    cpu_seconds,
+    deployment,
+    private_redis,
+    process_tree,
+    wait_drained,
+)
 from worker.processes import ALL_QUEUES, Proc  # noqa: E402
 
 # Where a function's time is counted, by the file it is in (first match wins).
@@ -42,10 +49,14 @@ LAYERS = (
 
 
 # The worker under a CPU-time profiler (waits on sockets cost nothing), written on exit.
+# `--cpu-only`: the same worker without a profiler (its CPU read from /proc).
 _LAUNCH = """
 import cProfile, sys, time
 from celery.__main__ import main
 out = sys.argv.pop(1)
+if not out:
+    main()
+    sys.exit()
 profiler = cProfile.Profile(time.process_time)
 profiler.enable()
 try:
@@ -57,6 +68,7 @@ finally:
 
 
 def profiled_worker(env: dict[str, str], app: str, out: str) -> Proc:
+    """A solo worker of `app`; profiled into `out` unless it is empty."""
     argv = [sys.executable, "-c", _LAUNCH, out, "-A", app, "worker",
             "-Q", ALL_QUEUES, "-P", "solo", "-n", f"profile-{os.getpid()}@%h",
             "--prefetch-multiplier", "1", "--loglevel", "WARNING",
@@ -97,33 +109,44 @@ def layers(stats: pstats.Stats) -> dict[str, float]:
     return spent
 
 
-def run(app: str, count: int, top: int, keep: str | None) -> None:
+def run(app: str, count: int, top: int, keep: str | None, cpu_only: bool = False) -> None:
     from bench.driver import Driver
     from bench.pipeline_throughput import raw_chain
     from korus_sandbox.admin import SandboxAdmin
 
     workdir = tempfile.mkdtemp(prefix="worker-profile-")
-    out = os.path.join(workdir, f"{app}.prof")
+    out = "" if cpu_only else os.path.join(workdir, f"{app}.prof")
     with private_redis() as url, deployment(redis_url=url, label="worker-profile") as dep:
         proc = profiled_worker(dep.env, app, out).start()
+        pids = process_tree(proc.pid)
         try:
             if app == "worker":
                 driver = Driver(url, url, SandboxAdmin(dep.sandbox_url).catalog())
                 try:
                     driver.batch(4, timeout=60)  # warm-up (imports, token)
+                    wait_drained(url)
+                    cpu = cpu_seconds(pids)
                     started = time.monotonic()
                     done = driver.batch(count, timeout=300).completed
                 finally:
                     driver.close()
             else:
                 raw_chain(url, 4, 60)
+                wait_drained(url)
+                cpu = cpu_seconds(pids)
                 started = time.monotonic()
                 raw_chain(url, count, 300)
                 done = count
             wait_drained(url)
             seconds = time.monotonic() - started
+            cpu = cpu_seconds(pids) - cpu
         finally:
             proc.stop(timeout=30)
+    if cpu_only:
+        print(f"== {app}: {done}/{count} bookings in {seconds:.1f}s; worker CPU "
+              f"{cpu / count * 1000:.2f} ms per booking (no profiler)")
+        os.rmdir(workdir)
+        return
     stats = pstats.Stats(out)
     total = sum(v for v in layers(stats).values())
     print(f"\n== {app}: {done}/{count} bookings in {seconds:.1f}s; profiled CPU "
@@ -149,6 +172,8 @@ def main() -> None:
     parser.add_argument("--bookings", type=int, default=100)
     parser.add_argument("--top", type=int, default=20, help="functions listed per app")
     parser.add_argument("--only", choices=["worker", "bench.raw_app"], default=None)
+    parser.add_argument("--cpu-only", action="store_true",
+                        help="no profiler: the solo worker's CPU per booking only")
     parser.add_argument("--keep", default=None, metavar="DIR",
                         help="keep the profiles here (<app>.prof) instead of deleting them")
     args = parser.parse_args()
@@ -156,7 +181,7 @@ def main() -> None:
 
     _defaults()  # settings the driver's imports need (each figure passes its own URLs)
     for app in ([args.only] if args.only else ["bench.raw_app", "worker"]):
-        run(app, args.bookings, args.top, args.keep)
+        run(app, args.bookings, args.top, args.keep, args.cpu_only)
 
 
 if __name__ == "__main__":
