@@ -4,8 +4,12 @@
     .venv/bin/python bench/sweep_cost.py --redis-url redis://127.0.0.1:6379/12 --flush
 
 Fills Redis with `--bookings` open bookings (awaiting_payment, holds far from expiry),
-written as the store writes them (record hash, timeline, deadline index, state index)
-in pipelines, then times `worker.booking.sweep.sweep`:
+each holding what a real one holds after its reservation and its `booking.reserved`
+callback (tests/booking/test_open_booking_footprint.py compares the two): the record
+hash, its timeline (received, reserving, awaiting_payment), the deadline and state
+index entries, the callback's delivery record, and the Idempotency-Key claim of the
+create request (optional for a merchant; kept 24 h). Written in pipelines, then times
+`worker.booking.sweep.sweep`:
 
 - an empty sweep (nothing due) with 1,000 open bookings and again with all of them:
   the baseline, and the proof that a sweep does not scan (O(log n));
@@ -13,7 +17,8 @@ in pipelines, then times `worker.booking.sweep.sweep`:
   with its compare-and-set; fresh due bookings are written before each timed run.
 
 Each figure is the median of `--repeats` runs. Memory per booking is `used_memory`
-(INFO memory) after the fill minus before, divided by the count. Follow-up messages
+(INFO memory) after the fill minus before, divided by the count. Ids are random-looking
+(as real ones are): a run of zeros would compress better than a real id. Follow-up messages
 are counted, not sent (a real sweep adds one broker LPUSH per cancelled booking).
 The whole run stops after `--time-limit` seconds.
 """
@@ -22,9 +27,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import statistics
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from decimal import Decimal
@@ -33,9 +40,11 @@ from typing import Any
 import redis
 
 from worker.booking import keys
+from worker.booking.callbacks import _dump as delivery_record
 from worker.booking.context import StepContext
 from worker.booking.deadlines import DeadlinePolicy, next_deadline
 from worker.booking.record import Booking, Customer, HeldReservation, utcnow
+from worker.booking.service import IDEMPOTENCY_TTL, idempotency_claim, request_digest
 from worker.booking.states import State
 from worker.booking.store import BookingStore, encode_record, timeline_entry
 from worker.booking.sweep import sweep
@@ -95,40 +104,66 @@ def redis_server(url: str | None) -> Iterator[str]:
         server.shutdown()
 
 
-def open_booking(n: int, expires_in: float, policy: DeadlinePolicy) -> tuple[Booking, str]:
+def _hex(n: int, what: str, length: int) -> str:
+    return hashlib.sha256(f"{what}{n}".encode()).hexdigest()[:length]
+
+
+def _uuid(n: int, what: str) -> str:
+    return str(uuid.UUID(_hex(n, what, 32)))
+
+
+def open_booking(n: int, expires_in: float, policy: DeadlinePolicy) -> tuple[Booking, list[str]]:
+    """An open booking as the reserve step leaves it, and its timeline entries."""
     now = utcnow()
+    created = now - timedelta(milliseconds=40)
+    reservation = _uuid(n, "reservation")
     booking = Booking(
-        id=f"bk_{n:024x}",
+        id=f"bk_{_hex(n, 'booking', 24)}",
         external_reference=f"BENCH-{n:08d}",
         state=State.AWAITING_PAYMENT,
         version=2,
-        created_at=now,
+        created_at=created,
         updated_at=now,
         items=[ITEM],
         customer=CUSTOMER,
         callback_url="https://shop.example/hooks/korus",
         reservations=[
             HeldReservation(
-                id=f"res{n:020d}",
-                iri=f"/v1/booking/reservations/res{n:020d}",
-                expires_at=now + timedelta(seconds=expires_in),
+                id=reservation,
+                iri=f"/v1/booking/reservations/{reservation}",
+                expires_at=(now + timedelta(seconds=expires_in)).replace(microsecond=0),
                 total_incl_tax=Decimal("80.00"),
                 offer=OFFER,
             )
         ],
         total_incl_tax=Decimal("80.00"),
+        reserve_attempts=1,
     )
-    entry = timeline_entry(State.RESERVING, State.AWAITING_PAYMENT, "1 reservation(s) held",
-                           "6c2cffe0-0c45-4fc5-9a89-4083d9e88edc", now)
-    return booking, entry
+    task = _uuid(n, "task")
+    entries = [
+        timeline_entry(None, State.RECEIVED, "booking received", None, created),
+        timeline_entry(State.RECEIVED, State.RESERVING, "reserving tickets (claim 1)", task,
+                       created + timedelta(milliseconds=5)),
+        timeline_entry(State.RESERVING, State.AWAITING_PAYMENT, "1 reservation(s) held", task,
+                       now),
+    ]
+    return booking, entries
+
+
+def idempotency_record(booking: Booking) -> str:
+    """The Idempotency-Key claim as BookingService._claim_idempotency writes it."""
+    return idempotency_claim(booking.id, request_digest(booking.id),
+                             booking.created_at.timestamp())
 
 
 def write(client: redis.Redis, start: int, count: int, expires_in: float,
           policy: DeadlinePolicy, check: Callable[[], None]) -> None:
-    """Write bookings as BookingStore._write leaves them, PIPELINE at a time."""
+    """Write bookings as the steps leave them (see the module docstring), PIPELINE at a
+    time."""
     pipe = client.pipeline(transaction=False)
+    delivered = delivery_record({"status": "delivered", "attempts": 1})
     for n in range(start, start + count):
-        booking, entry = open_booking(n, expires_in, policy)
+        booking, entries = open_booking(n, expires_in, policy)
         deadline = next_deadline(booking, policy)
         assert deadline is not None
         pipe.zadd(keys.DEADLINES, {booking.id: deadline.timestamp()})
@@ -136,8 +171,11 @@ def write(client: redis.Redis, start: int, count: int, expires_in: float,
         pipe.hset(keys.booking(booking.id), mapping={
             "version": booking.version, "state": booking.state.value,
             "json": encode_record(booking)})
-        pipe.rpush(keys.timeline(booking.id), entry)
-        if len(pipe) >= PIPELINE * 4:
+        pipe.rpush(keys.timeline(booking.id), *entries)
+        pipe.hset(keys.callbacks(booking.id), "booking.reserved", delivered)
+        pipe.set(keys.idempotency(booking.merchant, f"order-{n}"), idempotency_record(booking),
+                 ex=IDEMPOTENCY_TTL)
+        if len(pipe) >= PIPELINE * 6:
             pipe.execute()
             check()
     pipe.execute()

@@ -6,7 +6,6 @@ Built lazily on first use from the settings, so importing any module opens nothi
 from __future__ import annotations
 
 import functools
-import time
 from datetime import timedelta
 
 import redis
@@ -14,7 +13,7 @@ import redis
 from worker.app import app
 from worker.booking.context import StepContext
 from worker.booking.deadlines import DeadlinePolicy
-from worker.booking.effects import Enqueuer, ExpectingCallbacks
+from worker.booking.effects import Enqueuer
 from worker.booking.service import BookingService
 from worker.booking.store import BookingStore
 from worker.enqueue import CeleryEnqueuer
@@ -34,15 +33,9 @@ def deadline_policy(settings: Settings) -> DeadlinePolicy:
 
 
 def enqueuer() -> Enqueuer:
-    """Celery messages; each merchant callback is first recorded as expected in Redis."""
-    settings = load_settings()
-    booking_store = store()
-
-    def expect(booking_id: str, event_type: str) -> None:
-        due = time.time() + settings.redrive_after_seconds
-        booking_store.callback_expected(booking_id, event_type, due)
-
-    return ExpectingCallbacks(CeleryEnqueuer(app), expect)
+    """Celery messages. The merchant callback of a state entered is recorded as expected
+    by the store's write itself (the sweeper sends it if the message is lost)."""
+    return CeleryEnqueuer(app)
 
 
 def owner() -> str:

@@ -4,7 +4,8 @@ The steps run directly (no Celery) with a clock the test moves, so the bounded w
 proved without sleeping: a refusal Korus does not document is never refunded; the
 listing is read again (RetryLater) until the window ends, then a person is alerted; only
 the documented expiry with no order listed requires a refund; documents the order named
-but the listing lacks are waited for, never taken as "no documents".
+but the listing lacks are waited for, never taken as "no documents"; a documents wait has
+one owner (a broker countdown, the sweeper only as its backstop; or the sweeper alone).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import redis
 
 from korus_sandbox.admin import SandboxAdmin
 from tests.support.booking import KORUS_CUSTOMER, pay, request_for, wait_for
+from worker.booking import keys
 from worker.booking.context import RetryLater, StepContext
 from worker.booking.deadlines import DeadlinePolicy
 from worker.booking.documents import fetch_documents
@@ -29,6 +31,7 @@ from worker.booking.reserve import reserve
 from worker.booking.service import BookingService
 from worker.booking.states import State
 from worker.booking.store import BookingStore
+from worker.booking.sweep import sweep
 from worker.korus.auth import SharedTokenProvider
 from worker.korus.client import KorusClient
 from worker.settings import Settings
@@ -98,8 +101,14 @@ def parts(
     admin.configure(hold_seconds=900, orders_listing_lag_seconds=0, documents_listing_lag_seconds=0)
 
 
-def paid(ctx: StepContext, service: BookingService, catalog: dict[str, Any], **extra: Any) -> str:
-    booking = service.start_booking(request_for(catalog, "Day Pass", **extra)).booking
+def paid(
+    ctx: StepContext,
+    service: BookingService,
+    catalog: dict[str, Any],
+    product: str = "Day Pass",
+    **extra: Any,
+) -> str:
+    booking = service.start_booking(request_for(catalog, product, **extra)).booking
     reserve(ctx, booking.id, "t-reserve")
     pay(service, wait_for(service, booking.id, State.AWAITING_PAYMENT))
     steps = ctx.enqueue
@@ -192,3 +201,85 @@ def test_documents_the_listing_lacks_are_waited_for_then_alerted(
     done = service.get(booking_id)
     assert done.state == State.COMPLETED and done.documents_missing_since is None
     assert [d.cached_language for d in done.documents] == ["de"]
+
+
+LISTING = "GET /v1/booking/orders/{o}/documents"
+URL = "PATCH /v1/booking/orders/{o}/documents/{d}"
+
+
+def test_late_documents_are_fetched_once_by_the_countdown_and_the_sweeper_is_its_backstop(
+    parts: tuple[StepContext, BookingService, Clock], admin: SandboxAdmin, catalog: dict[str, Any]
+) -> None:
+    ctx, service, clock = parts
+    steps = ctx.enqueue
+    assert isinstance(steps, Steps)
+    admin.configure(documents_delay_seconds=1.0)
+    try:
+        booking_id = paid(ctx, service, catalog, "Late Documents Tour")
+        create_order(ctx, booking_id, "t-order")
+        before = admin.calls()
+        clock.now = datetime.now(UTC)
+
+        with pytest.raises(RetryLater) as wait:
+            fetch_documents(ctx, booking_id, "t-docs-1")
+        pending = service.get(booking_id)
+        assert pending.state == State.DOCUMENTS_PENDING
+        downloadable = pending.documents[0].downloadable_at
+        assert downloadable is not None and downloadable.microsecond == 0  # whole seconds
+        back = clock.now + timedelta(seconds=wait.value.countdown)
+        # Korus rounds downloadableAt down: the countdown ends after that second, not in it.
+        assert back >= downloadable + timedelta(seconds=1)
+        # The countdown owns the wait: the record's retry_at (the deadline) is only the
+        # sweeper's backstop, a redrive period after the countdown's end.
+        redrive = ctx.store.deadline_policy.redrive_after
+        assert pending.retry_at == back + redrive
+        assert ctx.redis.zscore(keys.DEADLINES, booking_id) == pending.retry_at.timestamp()
+
+        # Once the document is downloadable the sweeper does not wake the booking too.
+        clock.now = downloadable + timedelta(seconds=2)
+        steps.queued.clear()
+        assert "documents" not in sweep(ctx)
+        assert "documents" not in steps.queued
+        # If the countdown's message was lost, the sweeper sends the task at the backstop.
+        clock.now = pending.retry_at + timedelta(seconds=1)
+        assert sweep(ctx)["documents"] == 1 and steps.queued.count("documents") == 1
+
+        # The countdown's message (or the sweeper's) finds the document downloadable.
+        for _ in range(100):  # the sandbox's clock is the real one
+            if datetime.now(UTC) >= back:
+                break
+            time.sleep(0.05)
+        clock.now = max(datetime.now(UTC), back)
+        fetch_documents(ctx, booking_id, "t-docs-2")
+        assert service.get(booking_id).state == State.COMPLETED
+    finally:
+        admin.configure(documents_delay_seconds=2.0)
+    after = admin.calls()
+    assert after.get(LISTING, 0) - before.get(LISTING, 0) == 2  # one look each wake-up
+    assert after.get(URL, 0) - before.get(URL, 0) == 1  # asked for once, when ready
+
+
+def test_a_long_wait_for_a_lagging_listing_is_the_sweepers_alone(
+    parts: tuple[StepContext, BookingService, Clock], admin: SandboxAdmin, catalog: dict[str, Any]
+) -> None:
+    ctx, service, clock = parts
+    steps = ctx.enqueue
+    assert isinstance(steps, Steps)
+    booking_id = paid(ctx, service, catalog)
+    create_order(ctx, booking_id, "t-order")
+    admin.configure(documents_listing_lag_seconds=3600)
+
+    with pytest.raises(RetryLater):  # a first short wait: a broker countdown
+        fetch_documents(ctx, booking_id, "t-docs-1")
+    clock.advance(100)
+    fetch_documents(ctx, booking_id, "t-docs-2")  # a long one: no countdown at all
+    pending = service.get(booking_id)
+    assert pending.state == State.DOCUMENTS_PENDING and pending.documents == []
+    assert pending.retry_at == clock.now + timedelta(seconds=50)  # half the time waited
+
+    steps.queued.clear()
+    clock.advance(49)
+    assert "documents" not in sweep(ctx)
+    clock.advance(2)
+    # The sweeper enqueues the step at the end of the wait, though nothing is listed yet.
+    assert sweep(ctx)["documents"] == 1 and steps.queued.count("documents") == 1

@@ -27,8 +27,10 @@ from tests.support.korus import TOKEN_PATH
 from tests.support.waits import wait_until
 from worker.booking import keys
 from worker.booking.record import utcnow
+from worker.booking.requests import PaymentEvent
+from worker.booking.service import BookingService
 from worker.booking.states import State
-from worker.booking.store import Change
+from worker.booking.store import Change, PaymentWaitingError
 from worker.booking.sweep import sweep
 from worker.korus.auth import SharedTokenProvider
 from worker.processes import beat_proc, service_env
@@ -83,6 +85,8 @@ def test_store_compare_and_set_runs_its_scripts_on_the_cluster(
     assert result.booking.state == State.CANCELLED
     assert cluster.zscore(keys.DEADLINES, booking.id) is None  # dropped by its script
     assert cluster.ttl(keys.booking(booking.id)) > 0  # closed: retention TTL
+    # The callback of the state entered is expected (written after the record here).
+    assert cluster.zscore(keys.CALLBACKS_DUE, f"{booking.id}|booking.cancelled") is not None
     # A writer holding the old version is refused by the compare-and-set, re-reads and
     # applies its change to the current record: the cancellation is not overwritten.
 
@@ -99,6 +103,42 @@ def test_store_compare_and_set_runs_its_scripts_on_the_cluster(
     # (The refused stale write left a hint in the awaiting_payment index, by design:
     # indexes are written ahead of the record and readers re-check it.)
     assert [i for i, _ in ctx.store.ids_in_state(State.CANCELLED)] == [booking.id]
+
+
+def test_payment_guard_and_callback_swap_run_their_scripts_on_the_cluster(
+    cluster: redis.Redis, cluster_url: str
+) -> None:
+    now = utcnow()
+    ctx = make_context(cluster, ops_settings(cluster_url, broker_url="redis://x:1/0"),
+                       RecordingEnqueuer(), now)
+    booking = make_booking(State.AWAITING_PAYMENT, now=now, expires_in=600)
+    assert ctx.store.create(booking, reason="created")
+    service = BookingService(ctx.store, RecordingEnqueuer(), event_ttl_seconds=60,
+                             policy="all_or_nothing")
+    success = PaymentEvent(provider="test", event_id="c", kind="succeeded",
+                           booking_id=booking.id, payment_id="pi_c", amount_minor=1,
+                           currency="eur")
+    assert service.record_payment(success) == "enqueued"  # claimed, then kept: two slots
+    assert service.record_payment(success) == "duplicate"
+    assert ctx.store.pending_payment_events([booking.id]) == {booking.id: ["test:c"]}
+
+    def cancel(b: Any) -> Change:
+        b.state = State.CANCELLED
+        return Change(b, "cancelled by test")
+
+    def note(b: Any) -> Change:
+        return Change(b, "payment noted by test", note=True)
+
+    with pytest.raises(PaymentWaitingError):
+        ctx.store.update(booking.id, cancel, unless_payment_waiting=True)
+    assert ctx.store.update(booking.id, note, applies_event="test:c").changed
+    assert ctx.store.pending_payment_events([booking.id]) == {}
+
+    member = f"{booking.id}|booking.reserved"
+    assert ctx.store.callback_swap(booking.id, "booking.reserved", None, "sending", due=5.0)
+    assert cluster.zscore(keys.CALLBACKS_DUE, member) == 5.0
+    assert ctx.store.callback_swap(booking.id, "booking.reserved", "sending", "done", due=None)
+    assert cluster.zscore(keys.CALLBACKS_DUE, member) is None
 
 
 def test_the_sweeper_claims_due_bookings_from_the_index_on_the_cluster(

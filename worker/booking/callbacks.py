@@ -102,7 +102,9 @@ def deliver(ctx: StepContext, booking_id: str, event_type: str, task_id: str | N
     """
     settings = ctx.settings
     now = ctx.now().timestamp()
-    raw = ctx.store.callback_record(booking_id, event_type)
+    # The delivery record and the booking in one round trip (the booking is only needed
+    # when the callback is to be sent, the common case).
+    raw, booking = ctx.store.callback_and_booking(booking_id, event_type)
     record = _parse(raw)
     status = record.get("status")
     if status in FINISHED:
@@ -114,7 +116,6 @@ def deliver(ctx: StepContext, booking_id: str, event_type: str, task_id: str | N
             return "being sent by another task"
     if status == "retry" and float(record.get("next_at", 0)) > now + settings.countdown_max_seconds:
         return "not due yet"
-    booking = ctx.store.load(booking_id)
     if booking is None:
         ctx.store.callback_swap(
             booking_id, event_type, raw, _dump({"status": "unknown booking"}), due=None

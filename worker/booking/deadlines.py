@@ -7,7 +7,9 @@ Every state that is not final has a deadline, so every booking has a way out:
   waits in Redis, otherwise `redrive_after` the last change: then the sweeper checks the
   step's claim (lease and owner liveness) and drives the booking again if none is live;
 - any working state: `stuck_after` the last change (alert);
-- documents_pending: the earliest downloadableAt still missing a URL;
+- documents_pending: its `retry_at` (the documents step's one wake-up: the sweeper's
+  backstop behind a broker countdown, or the end of a longer wait); for older records,
+  the earliest downloadableAt still missing a URL;
 - awaiting_beneficiary: `beneficiary_wait` the last change (then refund_required).
 """
 
@@ -67,12 +69,15 @@ def next_deadline(booking: Booking, policy: DeadlinePolicy) -> datetime | None:
     if booking.state == State.AWAITING_BENEFICIARY:
         candidates.append(booking.updated_at + policy.beneficiary_wait)
     if booking.state == State.DOCUMENTS_PENDING:
-        pending = [
-            d.downloadable_at
-            for d in booking.documents
-            if d.temporary_url is None and d.downloadable_at is not None
-        ]
-        candidates.append(min(pending) if pending else booking.updated_at + policy.stuck_after)
         if waiting is not None:
+            # The documents step's one wake-up (worker.booking.documents.next_look): the
+            # sweeper's backstop behind a broker countdown, or the end of a longer wait.
             candidates.append(waiting)
+        else:  # records written before the step set retry_at
+            pending = [
+                d.downloadable_at
+                for d in booking.documents
+                if d.temporary_url is None and d.downloadable_at is not None
+            ]
+            candidates.append(min(pending) if pending else booking.updated_at + policy.stuck_after)
     return min(candidates) if candidates else None

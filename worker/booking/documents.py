@@ -3,9 +3,13 @@
 Steps, each safe to repeat: send beneficiary data for tickets that ask for it (a
 merge-patch of the same data is harmless), list each order's documents, ask a temporary
 URL for those downloadable now, and record them. Documents not yet downloadable park the
-booking in `documents_pending`; a short countdown (up to `countdown_max_seconds`) or, for
-longer waits, the sweeper at the deadline `downloadableAt` brings the task back: no
-worker waits and no long countdown sits in the broker. The step runs under a numbered
+booking in `documents_pending`, and ONE mechanism brings the task back (`next_look`): a
+short wait (up to `countdown_max_seconds`) is a broker countdown, and the record's
+`retry_at` is then only the sweeper's backstop (the countdown's end plus `redrive_after`,
+for a lost message); a longer wait is `retry_at` itself, when the sweeper enqueues the
+task, and no countdown. No worker waits and no long countdown sits in the broker. A
+`downloadableAt` in whole seconds is taken as the end of that second (Korus rounds it
+down), so the task does not come back a moment early. The step runs under a numbered
 claim with a lease (worker.booking.claims): a second message finds it live and stops.
 
 What the documents are: the document IRIs of the order answer are the expected set. The
@@ -24,6 +28,8 @@ if it has none either, the booking is parked in `awaiting_beneficiary` with an a
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from worker.alerts import alert
@@ -38,6 +44,7 @@ from worker.booking.store import Change
 from worker.korus.errors import KorusNotFoundError, KorusRejectedError
 from worker.korus.iris import last_segment
 from worker.korus.models import DocumentRef
+from worker.settings import Settings
 
 _RESUMABLE = (State.ORDERED, State.AWAITING_BENEFICIARY, State.DOCUMENTS_PENDING)
 
@@ -87,6 +94,52 @@ def _park(booking: Booking, state: State, reason: str) -> Change | None:
     return Change(booking, reason)
 
 
+@dataclass(frozen=True)
+class Look:
+    """When the documents step looks again: a broker countdown of `countdown` seconds
+    (None: no countdown, the sweeper enqueues the task at `retry_at`), and the record's
+    `retry_at` (behind a countdown, only the sweeper's backstop for a lost message)."""
+
+    countdown: float | None
+    retry_at: datetime
+
+
+def ready_at(document: TicketDocument) -> datetime | None:
+    """When a document's URL can be asked for: its downloadableAt, or the end of that
+    second when it is given in whole seconds (Korus rounds it down)."""
+    moment = document.downloadable_at
+    if moment is None or moment.microsecond:
+        return moment
+    return moment + timedelta(seconds=1)
+
+
+def next_look(
+    booking: Booking,
+    documents: list[TicketDocument],
+    missing: int,
+    now: datetime,
+    settings: Settings,
+    backstop: timedelta,
+) -> Look | None:
+    """The one wake-up of a `documents_pending` booking (see the module docstring); None
+    when the wait for a lagging listing is over (a person is alerted)."""
+    if missing or not documents:
+        since = booking.documents_missing_since or now
+        elapsed = (now - since).total_seconds()
+        remaining = settings.documents_listing_wait_seconds - elapsed
+        if remaining <= 0:
+            return None
+        seconds = listing_backoff(elapsed, settings.listing_backoff_cap_seconds, remaining)
+    else:
+        waits = [ready_at(d) for d in documents if not d.temporary_url]
+        due = min((w for w in waits if w is not None), default=now)
+        seconds = max(1.0, (due - now).total_seconds() + 0.1)
+    back = now + timedelta(seconds=seconds)
+    if seconds <= settings.countdown_max_seconds:
+        return Look(seconds, back + backstop)
+    return Look(None, back)
+
+
 def _record(
     booking: Booking,
     documents: list[TicketDocument],
@@ -94,9 +147,11 @@ def _record(
     refresh: bool,
     missing: int,
     now: datetime,
+    look: Callable[[Booking], Look | None] = lambda b: None,
 ) -> Change | None:
     """Land what the documents step found. `missing`: expected documents Korus does not
-    list yet (the booking waits for them)."""
+    list yet (the booking waits for them, and `look` says when the step looks again:
+    its `retry_at` goes into the record)."""
     if booking.state not in (State.FETCHING_DOCUMENTS, State.COMPLETED):
         return None
     if booking.state == State.COMPLETED and not refresh:
@@ -118,10 +173,14 @@ def _record(
     if missing or not documents:
         if booking.documents_missing_since is None:
             booking.documents_missing_since = now
-        return Change(booking, f"{missing or 'all'} document(s) not listed by Korus yet")
-    booking.documents_missing_since = None
-    waiting = sum(1 for d in documents if not d.temporary_url)
-    return Change(booking, f"{waiting} document(s) not downloadable yet")
+        reason = f"{missing or 'all'} document(s) not listed by Korus yet"
+    else:
+        booking.documents_missing_since = None
+        waiting = sum(1 for d in documents if not d.temporary_url)
+        reason = f"{waiting} document(s) not downloadable yet"
+    planned = look(booking)
+    booking.retry_at = planned.retry_at if planned is not None else None
+    return Change(booking, reason)
 
 
 def _learn_ticket_ids(booking: Booking, fetched: PlacedOrder) -> Change | None:
@@ -184,19 +243,23 @@ class DocumentStep:
                 self.release(number)  # its retry need not wait for the lease
             raise
         now = self.ctx.now()
+        backstop = self.ctx.store.deadline_policy.redrive_after
+        plans: list[Look | None] = []
+
+        def look(b: Booking) -> Look | None:
+            plans.append(next_look(b, documents, missing, now, self.ctx.settings, backstop))
+            return plans[-1]
+
         result = self.ctx.store.update(
             self.booking_id,
-            lambda b: _record(b, documents, sent, refresh, missing, now),
+            lambda b: _record(b, documents, sent, refresh, missing, now, look),
             task_id=self.task_id,
         )
         if result.booking is None:
             return
         after_transition(result.booking, result.entered, self.ctx.enqueue)
-        if result.booking.state == State.DOCUMENTS_PENDING:
-            if missing or not documents:
-                self.wait_for_listing(result.booking)
-            else:
-                self.schedule(documents)
+        if result.changed and result.booking.state == State.DOCUMENTS_PENDING:
+            self.wait(result.booking, plans[-1], bool(missing) or not documents)
 
     def release(self, number: int) -> None:
         def transition(booking: Booking) -> Change | None:
@@ -324,33 +387,22 @@ class DocumentStep:
                 documents.append(doc)
         return documents, missing
 
-    def wait_for_listing(self, booking: Booking) -> None:
-        """Documents expected but not listed: look again with backoff until the wait
-        (DOCUMENTS_LISTING_WAIT_SECONDS) runs out, then alert a person."""
-        settings = self.ctx.settings
-        now = self.ctx.now()
-        since = booking.documents_missing_since or now
-        elapsed = (now - since).total_seconds()
-        remaining = settings.documents_listing_wait_seconds - elapsed
-        if remaining <= 0:
+    def wait(self, booking: Booking, look: Look | None, unlisted: bool) -> None:
+        """After landing `documents_pending`: the broker countdown of the step's one
+        wake-up, if it is a short one (a longer one is the record's `retry_at`, when the
+        sweeper enqueues the task); past the wait for a lagging listing, an alert."""
+        if look is None:
+            since = booking.documents_missing_since or self.ctx.now()
+            elapsed = (self.ctx.now() - since).total_seconds()
             alert(
                 "documents_missing",
                 booking.id,
                 f"Korus still lists fewer documents than the order named after {elapsed:.0f}s",
             )
             return
-        countdown = listing_backoff(elapsed, settings.listing_backoff_cap_seconds, remaining)
-        raise RetryLater("documents not listed by Korus yet", countdown)
-
-    def schedule(self, documents: list[TicketDocument]) -> None:
-        """Come back at the earliest downloadableAt: a short wait as a broker countdown,
-        a longer one from the deadline index (documents_pending is due at it)."""
-        waits = [d.downloadable_at for d in documents if not d.temporary_url and d.downloadable_at]
-        due: datetime = min(waits) if waits else self.ctx.now()
-        countdown = max(1.0, (due - self.ctx.now()).total_seconds() + 0.5)
-        if countdown <= self.ctx.settings.countdown_max_seconds:
-            raise RetryLater("documents not downloadable yet", countdown)
-        # Further away: the sweeper enqueues the task when downloadableAt comes.
+        if look.countdown is not None:
+            what = "not listed by Korus" if unlisted else "not downloadable"
+            raise RetryLater(f"documents {what} yet", look.countdown)
 
 
 def document_id(ref: DocumentRef) -> str:

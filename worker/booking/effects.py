@@ -2,12 +2,13 @@
 
 Follow-ups are derived from the record, not remembered by the caller: a task that runs
 again after a crash (between its compare-and-set and its enqueue) sends them again, and
-the receiving tasks are idempotent, so nothing is lost and nothing is done twice.
+the receiving tasks are idempotent, so nothing is lost and nothing is done twice. The
+merchant callback of a state entered is also recorded as expected by the write itself
+(`BookingStore`, CALLBACK_ON_ENTRY): if its notify message is lost, the sweeper sends it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Protocol, assert_never
 
 from worker.alerts import alert
@@ -42,33 +43,6 @@ class Enqueuer(Protocol):
     ) -> None: ...
 
     def notify(self, booking_id: str, event_type: str) -> None: ...
-
-
-class ExpectingCallbacks:
-    """An Enqueuer that first records each callback as expected (`expect`), so that a
-    notify message lost with a killed worker is sent by the sweeper, not forgotten."""
-
-    def __init__(self, inner: Enqueuer, expect: Callable[[str, str], None]) -> None:
-        self.inner = inner
-        self.expect = expect
-
-    def reserve(self, booking_id: str) -> None:
-        self.inner.reserve(booking_id)
-
-    def payment_succeeded(self, booking_id: str, event_id: str) -> None:
-        self.inner.payment_succeeded(booking_id, event_id)
-
-    def create_order(self, booking_id: str, *, urgent: bool = False, countdown: float = 0) -> None:
-        self.inner.create_order(booking_id, urgent=urgent, countdown=countdown)
-
-    def fetch_documents(
-        self, booking_id: str, *, countdown: float = 0, refresh: bool = False
-    ) -> None:
-        self.inner.fetch_documents(booking_id, countdown=countdown, refresh=refresh)
-
-    def notify(self, booking_id: str, event_type: str) -> None:
-        self.expect(booking_id, event_type)
-        self.inner.notify(booking_id, event_type)
 
 
 def send_driver(

@@ -174,13 +174,6 @@ def failed_attempt(booking: Booking, what: str) -> Change | None:
     return Change(booking, f"payment attempt failed ({what}); the customer may retry", note=True)
 
 
-def load_payment(ctx: StepContext, event_id: str) -> Payment | None:
-    data = ctx.store.payment_event(event_id)
-    if not data:
-        return None
-    return Payment.model_validate(data["payment"])
-
-
 def payment_succeeded(
     ctx: StepContext, booking_id: str, task_id: str | None, event_id: str
 ) -> None:
@@ -191,18 +184,27 @@ def payment_succeeded(
 def apply_received(
     ctx: StepContext, booking_id: str, event_id: str, *, task_id: str | None
 ) -> None:
-    """Apply a received successful event, then drop it from the booking's pending set
-    (after the compare-and-set: a crash in between applies it again, which is a no-op)."""
-    payment = load_payment(ctx, event_id)
-    if payment is None:
+    """Apply a received successful event and drop it from the booking's pending set, in
+    the same compare-and-set; when there is nothing to apply (applied before, unknown
+    booking, event gone), the event is dropped on its own."""
+    data, current = ctx.store.payment_event_and_booking(event_id, booking_id)
+    if not data:
         alert("payment_event_missing", booking_id, f"event {event_id} not found in Redis")
         ctx.store.payment_applied(booking_id, event_id)
         return
-    result: UpdateResult = ctx.store.update(
-        booking_id, lambda b: apply_payment(b, payment, ctx.now()), task_id=task_id
-    )
+    payment = Payment.model_validate(data["payment"])
+    result: UpdateResult = UpdateResult(None)
+    if current is not None:
+        result = ctx.store.update(
+            booking_id,
+            lambda b: apply_payment(b, payment, ctx.now()),
+            task_id=task_id,
+            current=current,
+            applies_event=event_id,
+        )
     booking = result.booking
-    ctx.store.payment_applied(booking_id, event_id)
+    if not result.changed:
+        ctx.store.payment_applied(booking_id, event_id)
     if booking is None:
         alert("unknown_booking", booking_id, f"payment {payment.payment_id} for unknown booking")
         return

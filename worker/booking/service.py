@@ -6,11 +6,13 @@ process stays fast and a Korus outage never blocks a webhook.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import math
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Literal
@@ -25,7 +27,7 @@ from worker.booking.payment import cancel_event, failed_attempt
 from worker.booking.record import Booking, Payment, utcnow
 from worker.booking.requests import BookingRequest, PaymentEvent
 from worker.booking.states import DRIVER, State
-from worker.booking.store import BookingStore
+from worker.booking.store import BookingStore, Change, PaymentWaitingError, UpdateResult
 from worker.booking.task_names import DriverTask, TaskName
 
 IDEMPOTENCY_TTL = int(timedelta(hours=24).total_seconds())
@@ -79,6 +81,19 @@ def parse_cursor(cursor: str | None) -> tuple[float, str] | None:
     if not sep or not booking_id or not math.isfinite(value):
         raise ValueError("not a listing cursor")
     return value, booking_id
+
+
+def request_digest(body: str) -> str:
+    """The SHA-256 of a request body in base64, unpadded (43 characters; 64 in hex)."""
+    return base64.b64encode(hashlib.sha256(body.encode()).digest()).decode().rstrip("=")
+
+
+def idempotency_claim(booking_id: str, digest: str, at: float) -> str:
+    """What an Idempotency-Key holds (for 24 h): the booking it makes, the request body's
+    digest and when it was claimed; compact, it is kept for every such booking."""
+    return json.dumps(
+        {"booking_id": booking_id, "digest": digest, "at": round(at, 3)}, separators=(",", ":")
+    )
 
 
 def new_booking_id() -> str:
@@ -155,14 +170,15 @@ class BookingService:
         that two retries cannot both take it.
         """
         body = json.dumps(request.model_dump(mode="json", by_alias=True), sort_keys=True)
-        digest = hashlib.sha256(body.encode()).hexdigest()
-        record = json.dumps({"booking_id": booking_id, "digest": digest, "at": time.time()})
+        digest = request_digest(body)
+        record = idempotency_claim(booking_id, digest, time.time())
         redis_key = keys.idempotency(merchant, key)
         if self.redis.set(redis_key, record, nx=True, ex=IDEMPOTENCY_TTL):
             return None
         raw = self.redis.get(redis_key) or "{}"
         stored = json.loads(raw)
-        if stored.get("digest") != digest:
+        # Claims written before the digest was base64 hold it in hex.
+        if stored.get("digest") not in (digest, hashlib.sha256(body.encode()).hexdigest()):
             raise IdempotencyConflictError("Idempotency-Key was used with another request body")
         existing = self.store.load(stored["booking_id"])
         if existing is not None:
@@ -204,9 +220,8 @@ class BookingService:
         """Cancel before payment. Idempotent: cancelling a cancelled booking returns it.
 
         Refused (409) once a payment succeeded, even if it is not applied yet."""
-        waiting = bool(self.store.pending_payment_events([booking_id]))
-        result = self.store.update(
-            booking_id, lambda b: cancel_transition(b, reason, success_waiting=waiting)
+        result, waiting = self._cancel_unless_paid(
+            booking_id, lambda b, waiting: cancel_transition(b, reason, success_waiting=waiting)
         )
         booking = result.booking
         if booking is None:
@@ -217,6 +232,22 @@ class BookingService:
             raise BookingConflictError(f"the booking cannot be cancelled: {why}")
         after_transition(booking, result.entered, self.enqueue)
         return booking
+
+    def _cancel_unless_paid(
+        self, booking_id: str, transition: Callable[[Booking, bool], Change | None]
+    ) -> tuple[UpdateResult, bool]:
+        """Apply a cancel transition (`transition(booking, success_waiting)`) so that no
+        successful payment event received and not yet applied can be missed: decided as
+        if none waits, its compare-and-set is refused by Redis if one does (checked in
+        the same script), and then it is decided again knowing that one does. Returns the
+        result and whether a success was found waiting."""
+        try:
+            result = self.store.update(
+                booking_id, lambda b: transition(b, False), unless_payment_waiting=True
+            )
+        except PaymentWaitingError:
+            return self.store.update(booking_id, lambda b: transition(b, True)), True
+        return result, False
 
     def retry(self, booking_id: str) -> DriverTask:
         """Operator action: enqueue again the task that drives the booking's state."""
@@ -260,11 +291,17 @@ class BookingService:
             "enqueued": False,
             "recorded_at": time.time(),
         }
-        # One round trip: claim the event id and learn whether the booking exists.
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.set(redis_key, json.dumps(record), nx=True, ex=self.event_ttl_seconds)
-        pipe.exists(keys.booking(event.booking_id))
-        claimed, exists = pipe.execute()
+        # Claim the event id and learn whether the booking exists; a success claimed is
+        # also kept on the booking until applied (the sweeper applies it if the message
+        # is lost, a redrive period from now at the latest): one round trip together.
+        due = time.time() + self.redrive_after_seconds
+        claimed, exists = self.store.claim_payment_event(
+            event.key,
+            event.booking_id,
+            json.dumps(record),
+            self.event_ttl_seconds,
+            success_due=due if event.kind == "succeeded" else None,
+        )
         if not claimed:
             raw = self.redis.get(redis_key) or "{}"
             stored = json.loads(raw)
@@ -285,12 +322,10 @@ class BookingService:
             alert("unknown_booking", event.booking_id, f"{event.provider} event {event.event_id}")
             outcome = "unknown_booking"
         elif event.kind == "succeeded":
-            # Kept on the booking until applied; the sweeper applies it if the message
-            # is lost, a redrive period from now at the latest.
-            due = time.time() + self.redrive_after_seconds
-            self.store.payment_received(
-                event.booking_id, event.key, due=due, ttl_seconds=self.event_ttl_seconds
-            )
+            if not claimed:  # taken over from an abandoned delivery: keep it now
+                self.store.payment_received(
+                    event.booking_id, event.key, due=due, ttl_seconds=self.event_ttl_seconds
+                )
             self.enqueue.payment_succeeded(event.booking_id, event.key)
             outcome = "enqueued"
         elif event.kind == "failed":
@@ -299,9 +334,8 @@ class BookingService:
             outcome = "noted"
         else:
             what = f"{event.provider} {event.payment_id}"
-            waiting = bool(self.store.pending_payment_events([event.booking_id]))
-            result = self.store.update(
-                event.booking_id, lambda b: cancel_event(b, what, success_waiting=waiting)
+            result, _ = self._cancel_unless_paid(
+                event.booking_id, lambda b, waiting: cancel_event(b, what, success_waiting=waiting)
             )
             if result.booking is not None:
                 after_transition(result.booking, result.entered, self.enqueue)

@@ -1,8 +1,9 @@
 """Booking state in Redis: every write is a compare-and-set that appends to the timeline.
 
-Layout (see keys.py): one hash per booking (`state`, `version`, `json`), a capped
-timeline list, both under the booking's hash tag, so the Lua script touches keys of one
-slot only and also runs on Redis Cluster. The global indexes (deadlines, bookings by
+Layout (see keys.py): one hash per booking (`state`, `version`, `json`: the record,
+compressed by worker/booking/codec.py), a capped timeline list (compact JSON arrays,
+`timeline_entry`), both under the booking's hash tag, so the Lua script touches keys of
+one slot only and also runs on Redis Cluster. The global indexes (deadlines, bookings by
 state) cannot join that script on a cluster. The deadline index is written *ahead* of
 the record and cleaned *after* it, so it may hold a stale entry (the sweeper re-checks
 the record) but never misses a booking. The listing index (bookings by state) is written
@@ -17,20 +18,21 @@ the global indexes.
 
 from __future__ import annotations
 
-import base64
 import json
 import threading
-import zlib
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import redis
 
 from worker.booking import keys
+from worker.booking.codec import compress_json, decode_record
 from worker.booking.deadlines import DeadlinePolicy, next_deadline
+from worker.booking.effects import CALLBACK_ON_ENTRY
 from worker.booking.record import Booking, utcnow
 from worker.booking.states import CLOSED, DRIVER, State, can_move
 
@@ -38,18 +40,26 @@ TIMELINE_CAP = 200
 # Records remembered per store for read-your-writes (see BookingStore.__init__).
 RECENT_RECORDS = 1024
 
-# KEYS: booking hash, timeline list.
-# ARGV: expected version (-1: must not exist), new version, new state, json, ttl seconds
-#       (0: keep forever), timeline cap, then timeline entries.
-_CAS_SCRIPT = """
+# The compare-and-set, shared by both write scripts below (string composition: this logic
+# exists once). KEYS[1] booking hash, KEYS[2] timeline list, KEYS[3] the booking's
+# received payment events (all under the booking's hash tag: one slot).
+# ARGV: 1 expected version (-1: must not exist), 2 new version, 3 new state, 4 stored
+#       record, 5 ttl seconds (0: keep forever), 6 timeline cap, 7 '1': refuse the write
+#       while a successful payment event waits in KEYS[3] (a cancel), 8 a payment event
+#       this write applies ('' none: dropped from KEYS[3] with the write), then the
+#       script's own arguments, then the timeline entries from the `first_entry` argument on.
+# Returns 0 (the version differs: the caller lost the race) or -1 (refused: a success
+# waits) without writing anything; falls through to the script's own part once written.
+_CAS_FRAGMENT = """
 local current = redis.call('HGET', KEYS[1], 'version')
 if ARGV[1] == '-1' then
   if current then return 0 end
 elseif current ~= ARGV[1] then
   return 0
 end
+if ARGV[7] == '1' and redis.call('SCARD', KEYS[3]) > 0 then return -1 end
 redis.call('HSET', KEYS[1], 'version', ARGV[2], 'state', ARGV[3], 'json', ARGV[4])
-for i = 7, #ARGV do redis.call('RPUSH', KEYS[2], ARGV[i]) end
+for i = {first_entry}, #ARGV do redis.call('RPUSH', KEYS[2], ARGV[i]) end
 redis.call('LTRIM', KEYS[2], -tonumber(ARGV[6]), -1)
 local ttl = tonumber(ARGV[5])
 if ttl > 0 then
@@ -59,48 +69,36 @@ else
   redis.call('PERSIST', KEYS[1])
   redis.call('PERSIST', KEYS[2])
 end
-return 1
+if ARGV[8] ~= '' then redis.call('SREM', KEYS[3], ARGV[8]) end
 """
+_CAS_ARGS = 8
 
+# The write alone (a Redis Cluster: the global indexes live in other slots and are
+# written around it, see `_write`). Timeline entries from ARGV[9].
+_CAS_SCRIPT = _CAS_FRAGMENT.replace("{first_entry}", str(_CAS_ARGS + 1)) + "return 1\n"
 
-# The same write with its index updates in ONE round trip, for a single Redis server
-# (not a cluster, where the global indexes live in other slots): the compare-and-set,
-# then, only if it passed, the deadline and state indexes and the cleaning that
-# `_clean_after` does in a second round trip otherwise. Atomic, so the indexes need no
-# "ahead/after" ordering here.
-# KEYS: booking hash, timeline, deadline index, new-state index, old-state index,
-#       callbacks hash.
-# ARGV: 1 expected version (-1: must not exist), 2 new version, 3 new state, 4 json,
-#       5 ttl (0: keep forever), 6 timeline cap, 7 deadline score ('' none),
-#       8 state-index score, 9 booking id, 10 '1' if the state moved,
-#       11 deadline score to drop if still there ('' none), 12 callbacks ttl ('' none),
-#       13... timeline entries.
-_WRITE_ALL_SCRIPT = """
-local current = redis.call('HGET', KEYS[1], 'version')
-if ARGV[1] == '-1' then
-  if current then return 0 end
-elseif current ~= ARGV[1] then
-  return 0
+# The same write with its index updates in ONE round trip, for a single Redis server:
+# the compare-and-set, then, only if it passed, the deadline and state indexes, the
+# cleaning that `_clean_after` does in a second round trip otherwise, and the merchant
+# callback the new state sends, recorded as expected (the sweeper sends it if its message
+# is lost). Atomic, so the indexes need no "ahead/after" ordering here.
+# KEYS: 1-3 as the fragment, 4 deadline index, 5 new-state index, 6 old-state index,
+#       7 callbacks hash, 8 callbacks-due index.
+# ARGV: 1-8 as the fragment, 9 deadline score ('' none), 10 state-index score,
+#       11 booking id, 12 '1' if the state moved, 13 deadline score to drop if still
+#       there ('' none), 14 callbacks ttl ('' none), 15 callback event type the new state
+#       sends ('' none), 16 its due score, 17... timeline entries.
+_WRITE_ALL_ARGS = _CAS_ARGS + 8
+_WRITE_ALL_SCRIPT = _CAS_FRAGMENT.replace("{first_entry}", str(_WRITE_ALL_ARGS + 1)) + """
+if ARGV[9] ~= '' then redis.call('ZADD', KEYS[4], ARGV[9], ARGV[11]) end
+redis.call('ZADD', KEYS[5], ARGV[10], ARGV[11])
+if ARGV[12] == '1' then redis.call('ZREM', KEYS[6], ARGV[11]) end
+if ARGV[13] ~= '' then
+  local score = redis.call('ZSCORE', KEYS[4], ARGV[11])
+  if score and tonumber(score) == tonumber(ARGV[13]) then redis.call('ZREM', KEYS[4], ARGV[11]) end
 end
-redis.call('HSET', KEYS[1], 'version', ARGV[2], 'state', ARGV[3], 'json', ARGV[4])
-for i = 13, #ARGV do redis.call('RPUSH', KEYS[2], ARGV[i]) end
-redis.call('LTRIM', KEYS[2], -tonumber(ARGV[6]), -1)
-local ttl = tonumber(ARGV[5])
-if ttl > 0 then
-  redis.call('EXPIRE', KEYS[1], ttl)
-  redis.call('EXPIRE', KEYS[2], ttl)
-else
-  redis.call('PERSIST', KEYS[1])
-  redis.call('PERSIST', KEYS[2])
-end
-if ARGV[7] ~= '' then redis.call('ZADD', KEYS[3], ARGV[7], ARGV[9]) end
-redis.call('ZADD', KEYS[4], ARGV[8], ARGV[9])
-if ARGV[10] == '1' then redis.call('ZREM', KEYS[5], ARGV[9]) end
-if ARGV[11] ~= '' then
-  local score = redis.call('ZSCORE', KEYS[3], ARGV[9])
-  if score and tonumber(score) == tonumber(ARGV[11]) then redis.call('ZREM', KEYS[3], ARGV[9]) end
-end
-if ARGV[12] ~= '' then redis.call('EXPIRE', KEYS[6], tonumber(ARGV[12])) end
+if ARGV[14] ~= '' then redis.call('EXPIRE', KEYS[7], tonumber(ARGV[14])) end
+if ARGV[15] ~= '' then redis.call('ZADD', KEYS[8], 'NX', ARGV[16], ARGV[11] .. '|' .. ARGV[15]) end
 return 1
 """
 
@@ -115,30 +113,22 @@ return 0
 """
 
 
-# Stored records are zlib-compressed JSON in base64 behind this prefix: an open booking's
-# record goes from ~1.6 KB to ~0.8 KB, half of Redis's memory per open booking (the
-# sweep_scale benchmark). Plain JSON (always starting with "{") is still read.
-COMPRESSED = "z:"
-
-
 def encode_record(booking: Booking) -> str:
     """The stored form of a record (what the `json` field of its hash holds)."""
     return compress_json(booking.to_json())
 
 
-def compress_json(raw: str) -> str:
-    return COMPRESSED + base64.b64encode(zlib.compress(raw.encode(), 1)).decode("ascii")
-
-
-def decode_record(stored: str) -> str:
-    """The record's JSON from its stored form (compressed or, from older writers, plain)."""
-    if stored.startswith(COMPRESSED):
-        return zlib.decompress(base64.b64decode(stored[len(COMPRESSED):])).decode()
-    return stored
-
-
 class ConcurrentUpdateError(RuntimeError):
     """The record kept changing under us; the caller's task retries later."""
+
+
+class PaymentWaitingError(RuntimeError):
+    """A write that must not happen while a successful payment event waits on the
+    booking (`BookingStore.update(unless_payment_waiting=True)`) was refused."""
+
+
+# What the write scripts answer.
+_WRITTEN, _LOST, _REFUSED = 1, 0, -1
 
 
 class IllegalTransitionError(RuntimeError):
@@ -162,19 +152,31 @@ class UpdateResult:
     entered: list[State] = field(default_factory=list)
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def timeline_entry(
     source: State | None, target: State, reason: str, task_id: str | None, at: datetime
 ) -> str:
+    """A timeline entry as stored: a JSON array `[at, from, to, reason, task_id]`, `at` in
+    microseconds since the epoch (a third of the bytes of the object form with ISO time
+    that older writers stored; `read_timeline_entry` reads both)."""
+    micros = (at - _EPOCH) // timedelta(microseconds=1)
     return json.dumps(
-        {
-            "at": at.isoformat(),
-            "from": source.value if source else None,
-            "to": target.value,
-            "reason": reason,
-            "task_id": task_id,
-        },
+        [micros, source.value if source else None, target.value, reason, task_id],
         separators=(",", ":"),
     )
+
+
+def read_timeline_entry(stored: str) -> dict[str, Any]:
+    """An entry as the API shows it: at (ISO 8601), from, to, reason, task_id."""
+    entry = json.loads(stored)
+    if isinstance(entry, dict):  # written by an older writer
+        return cast(dict[str, Any], entry)
+    micros, source, target, reason, task_id = entry
+    at = _EPOCH + timedelta(microseconds=micros)
+    return {"at": at.isoformat(), "from": source, "to": target, "reason": reason,
+            "task_id": task_id}
 
 
 def _evalsha(pipe: Any, sha: str, numkeys: int, *keys_and_args: Any) -> None:
@@ -256,7 +258,7 @@ class BookingStore:
 
     def timeline(self, booking_id: str) -> list[dict[str, Any]]:
         entries = self.redis.lrange(keys.timeline(booking_id), 0, -1)
-        return [json.loads(entry) for entry in entries]
+        return [read_timeline_entry(str(entry)) for entry in entries]
 
     def ids_in_state(
         self, state: State, *, after: tuple[float, str] | None = None, limit: int = 50
@@ -281,7 +283,7 @@ class BookingStore:
     def create(self, booking: Booking, *, reason: str, task_id: str | None = None) -> bool:
         """Store a new record; False if a booking with this id already exists."""
         entry = timeline_entry(None, booking.state, reason, task_id, booking.created_at)
-        return self._write(None, booking, [entry])
+        return self._write(None, booking, [entry]) == _WRITTEN
 
     def update(
         self,
@@ -292,6 +294,8 @@ class BookingStore:
         attempts: int = 8,
         current: Booking | None = None,
         index_score: float | None = None,
+        unless_payment_waiting: bool = False,
+        applies_event: str | None = None,
     ) -> UpdateResult:
         """Apply `transition` with optimistic concurrency: load, compute, compare-and-set.
 
@@ -302,6 +306,12 @@ class BookingStore:
         stale the compare-and-set fails and the record is read again. `index_score` is
         the deadline-index score the caller knows the booking holds (a sweeper's lease):
         a closing write drops the entry only if it still has that score.
+
+        `unless_payment_waiting`: the write is refused, atomically with the compare-and-set,
+        while a successful payment event waits on the booking (`payment_received`, not yet
+        applied): PaymentWaitingError, nothing written (a cancel must not close a paid
+        booking). `applies_event`: a received payment event this write applies, dropped
+        from the booking's pending set with the write itself.
         """
         preloaded = current
         raw: str | None
@@ -333,10 +343,12 @@ class BookingStore:
                 raise IllegalTransitionError(f"{current.state} -> {new.state} ({change.reason})")
             if new.state != current.state:
                 # Progress: a claim on the old state's step ends (unless the transition
-                # took a new one); another task's step starts with a fresh budget.
+                # took a new one), so does a wait (unless the transition set its own);
+                # another task's step starts with a fresh budget.
                 if new.claim == current.claim:
                     new.claim = None
-                new.retry_at = None
+                if new.retry_at == current.retry_at:
+                    new.retry_at = None
                 if DRIVER.get(new.state) != DRIVER.get(current.state):
                     new.step_failures = 0
                     new.unexpected_failures = 0
@@ -349,7 +361,17 @@ class BookingStore:
                 task_id,
                 new.updated_at,
             )
-            if self._write(current, new, [entry], index_score):
+            written = self._write(
+                current,
+                new,
+                [entry],
+                index_score,
+                guard=unless_payment_waiting,
+                applied=applies_event,
+            )
+            if written == _REFUSED:
+                raise PaymentWaitingError(f"booking {booking_id}: a successful payment waits")
+            if written == _WRITTEN:
                 entered = [new.state] if new.state != current.state else []
                 return UpdateResult(new, True, current.state, entered)
         raise ConcurrentUpdateError(f"booking {booking_id}: too many concurrent updates")
@@ -393,84 +415,93 @@ class BookingStore:
         new: Booking,
         entries: list[str],
         index_score: float | None = None,
-    ) -> bool:
+        *,
+        guard: bool = False,
+        applied: str | None = None,
+    ) -> int:
+        """Write `new` if the stored version is still `old`'s: _WRITTEN, _LOST (another
+        writer won) or _REFUSED (`guard`: a successful payment event waits)."""
         deadline = next_deadline(new, self.deadline_policy)
         ttl = self.retention_seconds if new.state in CLOSED else 0
         as_json = new.to_json()
-        record = compress_json(as_json)
+        cas_args = [
+            -1 if old is None else old.version,
+            new.version,
+            new.state.value,
+            compress_json(as_json),
+            ttl,
+            TIMELINE_CAP,
+            "1" if guard else "0",
+            applied or "",
+        ]
+        cas_keys = [keys.booking(new.id), keys.timeline(new.id), keys.payments(new.id)]
+        callback = self._callback_on_entry(old, new)
         if self._one_round_trip:
-            written = self._write_all(old, new, entries, index_score, deadline, ttl, record)
-            if written:
-                self._remember(new.id, as_json)
-            else:
-                self._forget(new.id)
-            return written
-
-        def write(pipe: Any) -> None:
-            # The deadline ahead of the record: a crash after this leaves a stale hint,
-            # never a gap. The listing index follows the record (_clean_after).
-            if deadline is not None:
-                pipe.zadd(keys.DEADLINES, {new.id: _score(deadline)})
-            _evalsha(
-                pipe,
-                self._sha(_CAS_SCRIPT),
-                2,
-                keys.booking(new.id),
-                keys.timeline(new.id),
-                -1 if old is None else old.version,
-                new.version,
-                new.state.value,
-                record,
-                ttl,
-                TIMELINE_CAP,
-                *entries,
+            written = self._write_all(
+                old, new, cas_keys, cas_args, entries, index_score, deadline, callback
             )
+        else:
 
-        written = bool(self._pipelined(write)[-1])
-        if written:
+            def write(pipe: Any) -> None:
+                # The deadline ahead of the record: a crash after this leaves a stale
+                # hint, never a gap. The listing index follows the record (_clean_after).
+                if deadline is not None:
+                    pipe.zadd(keys.DEADLINES, {new.id: _score(deadline)})
+                _evalsha(pipe, self._sha(_CAS_SCRIPT), 3, *cas_keys, *cas_args, *entries)
+
+            written = int(self._pipelined(write)[-1])
+            if written == _WRITTEN:
+                self._clean_after(old, new, deadline, index_score, callback)
+        if written == _WRITTEN:
             self._remember(new.id, as_json)
         else:
             self._forget(new.id)
-        if written:
-            self._clean_after(old, new, deadline, index_score)
         return written
+
+    def _callback_on_entry(self, old: Booking | None, new: Booking) -> str | None:
+        """The merchant callback the state `new` enters sends (recorded as expected with
+        the write: the sweeper sends it if its message is lost), or None."""
+        if old is None or old.state == new.state:
+            return None
+        return CALLBACK_ON_ENTRY.get(new.state)
+
+    def _callback_due(self) -> float:
+        return time.time() + self.deadline_policy.redrive_after.total_seconds()
 
     def _write_all(
         self,
         old: Booking | None,
         new: Booking,
+        cas_keys: list[str],
+        cas_args: list[Any],
         entries: list[str],
         index_score: float | None,
         deadline: datetime | None,
-        ttl: int,
-        record: str,
-    ) -> bool:
+        callback: str | None,
+    ) -> int:
         moved, drop_score = self._cleaning(old, new, deadline, index_score)
         args = [
-            -1 if old is None else old.version,
-            new.version,
-            new.state.value,
-            record,
-            ttl,
-            TIMELINE_CAP,
+            *cas_args,
             "" if deadline is None else repr(_score(deadline)),
             repr(_score(new.created_at)),
             new.id,
             "1" if moved else "0",
             "" if drop_score is None else repr(drop_score),
             self.retention_seconds if new.state in CLOSED else "",
+            callback or "",
+            repr(self._callback_due()) if callback else "",
             *entries,
         ]
         old_state = old.state if old is not None else new.state
         script_keys = [
-            keys.booking(new.id),
-            keys.timeline(new.id),
+            *cas_keys,
             keys.DEADLINES,
             keys.by_state(new.state.value),
             keys.by_state(old_state.value),
             keys.callbacks(new.id),
+            keys.CALLBACKS_DUE,
         ]
-        return bool(self.run_script(_WRITE_ALL_SCRIPT, script_keys, args))
+        return int(self.run_script(_WRITE_ALL_SCRIPT, script_keys, args))
 
     def _cleaning(
         self,
@@ -493,12 +524,13 @@ class BookingStore:
         new: Booking,
         deadline: datetime | None,
         index_score: float | None,
+        callback: str | None = None,
     ) -> None:
         state_moved, known_score = self._cleaning(old, new, deadline, index_score)
         # The listing index follows the compare-and-set: a new booking is listed here.
         moved = old is None or state_moved
         drop_hint = known_score is not None
-        if not (drop_hint or moved or new.state in CLOSED):
+        if not (drop_hint or moved or new.state in CLOSED or callback):
             return
 
         def clean(pipe: Any) -> None:
@@ -521,6 +553,9 @@ class BookingStore:
             if new.state in CLOSED:
                 # Callback delivery records expire with the booking (retention TTL).
                 pipe.expire(keys.callbacks(new.id), self.retention_seconds)
+            if callback:
+                member = f"{new.id}|{callback}"
+                pipe.zadd(keys.CALLBACKS_DUE, {member: self._callback_due()}, nx=True)
 
         self._pipelined(clean)
 
@@ -585,6 +620,21 @@ class BookingStore:
         raw = self.redis.get(keys.payment_event(event_key))
         return cast(dict[str, Any], json.loads(raw)) if raw else None
 
+    def payment_event_and_booking(
+        self, event_key: str, booking_id: str
+    ) -> tuple[dict[str, Any] | None, Booking | None]:
+        """A received payment event and its booking, read in one round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.get(keys.payment_event(event_key))
+        pipe.hget(keys.booking(booking_id), "json")
+        raw, stored = pipe.execute()
+        booking = None
+        if stored:
+            as_json = decode_record(str(stored))
+            self._remember(booking_id, as_json)
+            booking = Booking.from_json(as_json)
+        return (cast(dict[str, Any], json.loads(raw)) if raw else None), booking
+
     def pending_payment_events(self, booking_ids: Iterable[str]) -> dict[str, list[str]]:
         """Received successful payment events not yet applied, per booking (one trip)."""
         ids = list(booking_ids)
@@ -599,6 +649,39 @@ class BookingStore:
             for i, members in zip(ids, found, strict=True)
             if members
         }
+
+    def claim_payment_event(
+        self,
+        event_key: str,
+        booking_id: str,
+        record: str,
+        ttl_seconds: int,
+        *,
+        success_due: float | None,
+    ) -> tuple[bool, bool]:
+        """Claim a provider event by its key (SET NX `record` for `ttl_seconds`) and learn
+        whether its booking exists: (claimed, exists). With `success_due` (a successful
+        event), claimed for a booking that exists, the event is also kept on the booking
+        as `payment_received` does. One round trip on a single server (a script), two on
+        a cluster (the keys live in several slots)."""
+        if self._one_round_trip:
+            script_keys = [
+                keys.payment_event(event_key),
+                keys.booking(booking_id),
+                keys.payments(booking_id),
+                keys.DEADLINES,
+            ]
+            due = "" if success_due is None else repr(success_due)
+            args = [record, ttl_seconds, event_key, due, booking_id]
+            claimed, exists = self.run_script(_CLAIM_EVENT, script_keys, args)
+            return bool(claimed), bool(exists)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.set(keys.payment_event(event_key), record, nx=True, ex=ttl_seconds)
+        pipe.exists(keys.booking(booking_id))
+        claimed, exists = pipe.execute()
+        if claimed and exists and success_due is not None:
+            self.payment_received(booking_id, event_key, due=success_due, ttl_seconds=ttl_seconds)
+        return bool(claimed), bool(exists)
 
     def payment_received(
         self, booking_id: str, event_key: str, *, due: float, ttl_seconds: int
@@ -619,6 +702,21 @@ class BookingStore:
         raw = self.redis.hget(keys.callbacks(booking_id), event_type)
         return None if raw is None else str(raw)
 
+    def callback_and_booking(
+        self, booking_id: str, event_type: str
+    ) -> tuple[str | None, Booking | None]:
+        """A callback's delivery record and the booking, read in one round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hget(keys.callbacks(booking_id), event_type)
+        pipe.hget(keys.booking(booking_id), "json")
+        raw, stored = pipe.execute()
+        booking = None
+        if stored:
+            as_json = decode_record(str(stored))
+            self._remember(booking_id, as_json)
+            booking = Booking.from_json(as_json)
+        return (None if raw is None else str(raw)), booking
+
     def callback_swap(
         self,
         booking_id: str,
@@ -629,21 +727,19 @@ class BookingStore:
         due: float | None,
     ) -> bool:
         """Compare-and-set a callback's delivery record; `due` re-scores it in the
-        callbacks-due index (None: out of it). False if another writer changed it."""
+        callbacks-due index (None: out of it). False if another writer changed it.
+        One round trip on a single server; on a cluster the index (another slot) follows
+        the swap."""
         member = f"{booking_id}|{event_type}"
-
-        def build(pipe: Any) -> None:
-            _evalsha(
-                pipe,
-                self._sha(_CALLBACK_SWAP),
-                1,
-                keys.callbacks(booking_id),
-                event_type,
-                "" if old is None else old,
-                new,
-            )
-
-        if not self._pipelined(build)[0]:
+        swap_args = ["" if old is None else old, new]
+        if self._one_round_trip:
+            script_keys = [keys.callbacks(booking_id), keys.CALLBACKS_DUE]
+            args = [event_type, *swap_args, member, "" if due is None else repr(due)]
+            return bool(self.run_script(_CALLBACK_SWAP_ALL, script_keys, args))
+        swapped = self.run_script(
+            _CALLBACK_SWAP, [keys.callbacks(booking_id)], [event_type, *swap_args]
+        )
+        if not swapped:
             return False
         if due is None:
             self.redis.zrem(keys.CALLBACKS_DUE, member)
@@ -676,10 +772,32 @@ for _, id in ipairs(due) do redis.call('ZADD', KEYS[1], ARGV[3], id) end
 return due
 """
 
+# KEYS: event claim, booking hash, the booking's received payment events, deadline index.
+# ARGV: claim record, ttl, event key, due score ('' : not a success), booking id.
+# Returns {claimed, booking exists}; a success claimed for an existing booking is kept on
+# it (as `payment_received`: SADD with the ttl, due at the latest at ARGV[4]).
+_CLAIM_EVENT = """
+local claimed = redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', tonumber(ARGV[2])) and 1 or 0
+local exists = redis.call('EXISTS', KEYS[2])
+if claimed == 1 and exists == 1 and ARGV[4] ~= '' then
+  redis.call('SADD', KEYS[3], ARGV[3])
+  redis.call('EXPIRE', KEYS[3], tonumber(ARGV[2]))
+  redis.call('ZADD', KEYS[4], 'LT', ARGV[4], ARGV[5])
+end
+return {claimed, exists}
+"""
+
 # KEYS: callbacks hash. ARGV: field, expected value ('' = absent), new value.
-_CALLBACK_SWAP = """
+_CALLBACK_SWAP_FRAGMENT = """
 local current = redis.call('HGET', KEYS[1], ARGV[1])
 if (ARGV[2] == '' and current) or (ARGV[2] ~= '' and current ~= ARGV[2]) then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+"""
+_CALLBACK_SWAP = _CALLBACK_SWAP_FRAGMENT + "return 1\n"
+# The same, then the callbacks-due index (KEYS[2]) on a single server: ARGV[4] member,
+# ARGV[5] due score ('' = out of the index).
+_CALLBACK_SWAP_ALL = _CALLBACK_SWAP_FRAGMENT + """
+if ARGV[5] == '' then redis.call('ZREM', KEYS[2], ARGV[4])
+else redis.call('ZADD', KEYS[2], ARGV[5], ARGV[4]) end
 return 1
 """

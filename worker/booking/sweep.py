@@ -15,7 +15,8 @@ What is due, per state (worker.booking.deadlines computes the score):
   mark it expired if it already lapsed); the transition sends the merchant callback;
 - paid / ordering / order_uncertain near expiresAt: alert, and put create_order at the
   head of the payments queue (once per booking);
-- documents_pending whose downloadableAt has come: fetch_documents;
+- documents_pending at its `retry_at` (the step's one wake-up; behind a broker
+  countdown only the backstop of a lost message): fetch_documents;
 - a state a task drives (states.DRIVER), `redrive_after` its last change or at its
   `retry_at`: if its step holds no live claim (lease running and owner's liveness key
   present), enqueue the driving task again; without progress for `stuck_after`, alert;
@@ -44,7 +45,7 @@ from worker.booking.effects import after_transition, send_driver
 from worker.booking.payment import apply_received
 from worker.booking.record import Booking
 from worker.booking.states import CLOSED, State
-from worker.booking.store import Change
+from worker.booking.store import Change, PaymentWaitingError
 
 # Far above the time a batch takes (`make bench-sweep`: ~0.5 ms per due booking, so
 # ~0.25 s for a batch of 500): a live sweep never loses its claim to another one, and the
@@ -116,13 +117,20 @@ def _note(booking: Booking, state: State, alert_kind: str, reason: str) -> Chang
 
 def close_unpaid(ctx: StepContext, booking: Booking, now: datetime, lease: float) -> str:
     # The index entry holds our lease: the store drops it with the record's closing write.
-    result = ctx.store.update(
-        booking.id,
-        lambda b: _close_hold(b, now),
-        task_id="sweep",
-        current=booking,
-        index_score=lease,
-    )
+    # A successful payment event received since the pending ones were applied refuses
+    # the write (checked with the compare-and-set): its message or the next sweep
+    # applies it, and the hold is ordered instead of cancelled.
+    try:
+        result = ctx.store.update(
+            booking.id,
+            lambda b: _close_hold(b, now),
+            task_id="sweep",
+            current=booking,
+            index_score=lease,
+            unless_payment_waiting=True,
+        )
+    except PaymentWaitingError:
+        return "payment_waiting"
     if not result.changed or result.booking is None:
         return "skipped"
     after_transition(result.booking, result.entered, ctx.enqueue)
@@ -222,6 +230,12 @@ def close_awaiting_beneficiary(ctx: StepContext, booking: Booking, now: datetime
 
 
 def documents_due(booking: Booking, now: datetime) -> bool:
+    """Whether the documents step is to run again: at its `retry_at` (when a broker
+    countdown owns the wait, that is its backstop: the message was lost), never before;
+    for records written before the step set it, once a document is downloadable."""
+    wake = booking.retry_at
+    if wake is not None and wake > booking.updated_at:
+        return wake <= now
     waiting = [d.downloadable_at for d in booking.documents if not d.temporary_url]
     return any(moment is None or moment <= now for moment in waiting)
 
