@@ -8,8 +8,9 @@ short wait (up to `countdown_max_seconds`) is a broker countdown, and the record
 `retry_at` is then only the sweeper's backstop (the countdown's end plus `redrive_after`,
 for a lost message); a longer wait is `retry_at` itself, when the sweeper enqueues the
 task, and no countdown. No worker waits and no long countdown sits in the broker. A
-`downloadableAt` in whole seconds is taken as the end of that second (Korus rounds it
-down), so the task does not come back a moment early. The step runs under a numbered
+`downloadableAt` in whole seconds may be rounded down (the sandbox's is; korus-api.md
+says nothing of its precision): it is taken as the end of that second, so the task does
+not come back a moment early for a 422. The step runs under a numbered
 claim with a lease (worker.booking.claims): a second message finds it live and stops.
 
 What the documents are: the document IRIs of the order answer are the expected set. The
@@ -106,7 +107,7 @@ class Look:
 
 def ready_at(document: TicketDocument) -> datetime | None:
     """When a document's URL can be asked for: its downloadableAt, or the end of that
-    second when it is given in whole seconds (Korus rounds it down)."""
+    second when it is given in whole seconds (possibly rounded down)."""
     moment = document.downloadable_at
     if moment is None or moment.microsecond:
         return moment
