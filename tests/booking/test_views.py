@@ -31,6 +31,7 @@ from worker.booking.record import (
     ReservationItem,
     StepClaim,
     TicketDocument,
+    TimelineEntry,
     utcnow,
 )
 from worker.booking.states import State
@@ -64,9 +65,11 @@ PERSONAL = (
 FORM = {"form": "/v1/forms/f", "fields": [{"field": "/v1/forms/f/fields/name", "value": VISITOR}]}
 OFFER = "/v1/ticketing/catalogs/c/offers/o"
 TICKET = OFFER + "/tickets/t"
-TIMELINE = [
-    {"at": "2030-01-01T00:00:00Z", "from": None, "to": "received", "reason": "created"},
-    {"at": "2030-01-01T00:00:01Z", "from": "received", "to": "reserving", "task_id": "t-1"},
+TIMELINE: list[TimelineEntry] = [
+    {"at": "2030-01-01T00:00:00Z", "from": None, "to": "received", "reason": "created",
+     "task_id": None},
+    {"at": "2030-01-01T00:00:01Z", "from": "received", "to": "reserving", "reason": None,
+     "task_id": "t-1"},
 ]
 
 

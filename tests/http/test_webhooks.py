@@ -31,6 +31,7 @@ from tests.http.helpers import (
     tasks_for,
 )
 from worker.booking import keys
+from worker.booking.record import Payment, PaymentEventRecord, utcnow
 from worker.booking.service import new_booking_id
 from worker.booking.states import State
 from worker.booking.task_names import TaskName
@@ -144,11 +145,11 @@ def left_by_a_first_delivery(
 ) -> None:
     """The claim record_payment writes (SET NX) before it enqueues, as a first delivery
     of `event_id` leaves it while in flight or when it died before its enqueue."""
-    db.set(
-        provider.event_key(event_id),
-        json.dumps({"booking_id": booking_id, "enqueued": False, "recorded_at": recorded_at}),
-        ex=60,
-    )
+    payment = Payment(provider=provider.name, event_id=event_id, payment_id=f"pi_{event_id}",
+                      amount_minor=4250, currency="eur", received_at=utcnow())
+    record = PaymentEventRecord(booking_id=booking_id, kind="succeeded", payment=payment,
+                                enqueued=False, recorded_at=recorded_at)
+    db.set(provider.event_key(event_id), record.model_dump_json(), ex=60)
 
 
 def _change_timestamp(headers: dict[str, str]) -> dict[str, str]:

@@ -192,7 +192,7 @@ def apply_received(
         alert("payment_event_missing", booking_id, f"event {event_id} not found in Redis")
         ctx.store.payment_applied(booking_id, event_id)
         return
-    payment = Payment.model_validate(data["payment"])
+    payment = data.payment
     result: UpdateResult = UpdateResult(None)
     if current is not None:
         result = ctx.store.update(

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, TypedDict
 
 from pydantic import (
     BaseModel,
@@ -147,6 +147,19 @@ class Payment(Model):
     amount_minor: int
     currency: str
     received_at: datetime
+
+
+class PaymentEventRecord(Model):
+    """A provider event as claimed by its event id (`keys.payment_event`), written by the
+    web front (`BookingService.record_payment`, or the ingress script) and read by the
+    payment step. `enqueued` turns true once its message is surely on the broker;
+    `recorded_at` (epoch seconds) dates the delivery that holds the claim."""
+
+    booking_id: str
+    kind: Literal["succeeded", "failed", "canceled"]
+    payment: Payment
+    enqueued: bool
+    recorded_at: float
 
 
 class OrderedTicket(Model):
@@ -299,3 +312,11 @@ class Booking(Model):
     @classmethod
     def from_json(cls, raw: str | bytes) -> Booking:
         return cls.model_validate_json(raw)
+
+
+# One timeline entry as the store reads it and every audience gets it (a TypedDict:
+# "from" is a Python keyword). `at` is ISO 8601 with its offset.
+TimelineEntry = TypedDict(
+    "TimelineEntry",
+    {"at": str, "from": str | None, "to": str, "reason": str | None, "task_id": str | None},
+)

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Literal
 
 import redis
 
@@ -24,7 +24,7 @@ from worker.booking import keys
 from worker.booking.effects import Enqueuer, after_transition, send_driver
 from worker.booking.payment import cancel as cancel_transition
 from worker.booking.payment import cancel_event, failed_attempt
-from worker.booking.record import Booking, Payment, utcnow
+from worker.booking.record import Booking, Payment, PaymentEventRecord, TimelineEntry, utcnow
 from worker.booking.requests import BookingRequest, PaymentEvent
 from worker.booking.states import DRIVER, State
 from worker.booking.store import BookingStore, Change, PaymentWaitingError, UpdateResult
@@ -197,7 +197,7 @@ class BookingService:
             raise BookingNotFoundError(booking_id)
         return booking
 
-    def timeline(self, booking_id: str) -> list[dict[str, Any]]:
+    def timeline(self, booking_id: str) -> list[TimelineEntry]:
         self.get(booking_id)
         return self.store.timeline(booking_id)
 
@@ -284,13 +284,13 @@ class BookingService:
             currency=(event.currency or "").lower(),
             received_at=utcnow(),
         )
-        record = {
-            "booking_id": event.booking_id,
-            "kind": event.kind,
-            "payment": payment.model_dump(mode="json"),
-            "enqueued": False,
-            "recorded_at": time.time(),
-        }
+        record = PaymentEventRecord(
+            booking_id=event.booking_id,
+            kind=event.kind,
+            payment=payment,
+            enqueued=False,
+            recorded_at=time.time(),
+        )
         # Claim the event id and learn whether the booking exists; a success claimed is
         # also kept on the booking until applied (the sweeper applies it if the message
         # is lost, a redrive period from now at the latest): one round trip together.
@@ -298,22 +298,22 @@ class BookingService:
         claimed, exists = self.store.claim_payment_event(
             event.key,
             event.booking_id,
-            json.dumps(record),
+            record.model_dump_json(),
             self.event_ttl_seconds,
             success_due=due if event.kind == "succeeded" else None,
         )
         if not claimed:
-            raw = self.redis.get(redis_key) or "{}"
-            stored = json.loads(raw)
-            if stored.get("enqueued", True):
-                return "duplicate"
-            if time.time() - float(stored.get("recorded_at", 0)) < IN_PROGRESS_SECONDS:
+            found = self.store.payment_event(event.key)
+            if found is None or found[1].enqueued:
+                return "duplicate"  # (gone: its TTL ran out, long after it was handled)
+            raw, stored = found
+            if time.time() - stored.recorded_at < IN_PROGRESS_SECONDS:
                 return "in_progress"  # the first delivery is still being handled
             # Take the abandoned delivery over by compare-and-set: of two retries racing
             # here, one enqueues and the other is told to come back.
-            record["recorded_at"] = time.time()
+            record.recorded_at = time.time()
             took = self._take_over(
-                keys=[redis_key], args=[raw, json.dumps(record), self.event_ttl_seconds]
+                keys=[redis_key], args=[raw, record.model_dump_json(), self.event_ttl_seconds]
             )
             if not took:
                 return "in_progress"
@@ -341,6 +341,6 @@ class BookingService:
                 after_transition(result.booking, result.entered, self.enqueue)
             cancelled = result.booking is not None and result.booking.state == State.CANCELLED
             outcome = "cancelled" if cancelled else "ignored"
-        record["enqueued"] = True
-        self.redis.set(redis_key, json.dumps(record), xx=True, keepttl=True)
+        record.enqueued = True
+        self.redis.set(redis_key, record.model_dump_json(), xx=True, keepttl=True)
         return outcome

@@ -33,7 +33,7 @@ from worker.booking import keys
 from worker.booking.codec import compress_json, decode_record
 from worker.booking.deadlines import DeadlinePolicy, next_deadline
 from worker.booking.effects import CALLBACK_ON_ENTRY
-from worker.booking.record import Booking, utcnow
+from worker.booking.record import Booking, PaymentEventRecord, TimelineEntry, utcnow
 from worker.booking.states import CLOSED, DRIVER, State, can_move
 
 TIMELINE_CAP = 200
@@ -168,15 +168,21 @@ def timeline_entry(
     )
 
 
-def read_timeline_entry(stored: str) -> dict[str, Any]:
+def read_timeline_entry(stored: str) -> TimelineEntry:
     """An entry as the API shows it: at (ISO 8601), from, to, reason, task_id."""
     entry = json.loads(stored)
-    if isinstance(entry, dict):  # written by an older writer
-        return cast(dict[str, Any], entry)
+    if isinstance(entry, dict):  # written by an older writer: the same keys
+        older: TimelineEntry = {
+            "at": entry["at"], "from": entry.get("from"), "to": entry["to"],
+            "reason": entry.get("reason"), "task_id": entry.get("task_id"),
+        }
+        return older
     micros, source, target, reason, task_id = entry
     at = _EPOCH + timedelta(microseconds=micros)
-    return {"at": at.isoformat(), "from": source, "to": target, "reason": reason,
-            "task_id": task_id}
+    read: TimelineEntry = {
+        "at": at.isoformat(), "from": source, "to": target, "reason": reason, "task_id": task_id,
+    }
+    return read
 
 
 def _evalsha(pipe: Any, sha: str, numkeys: int, *keys_and_args: Any) -> None:
@@ -256,7 +262,7 @@ class BookingStore:
             pipe.hget(keys.booking(booking_id), "json")
         return [Booking.from_json(decode_record(str(raw))) for raw in pipe.execute() if raw]
 
-    def timeline(self, booking_id: str) -> list[dict[str, Any]]:
+    def timeline(self, booking_id: str) -> list[TimelineEntry]:
         entries = self.redis.lrange(keys.timeline(booking_id), 0, -1)
         return [read_timeline_entry(str(entry)) for entry in entries]
 
@@ -616,13 +622,14 @@ class BookingStore:
         return {owner for owner, found in zip(names, pipe.execute(), strict=True) if found}
 
     # -- received payment events -------------------------------------------------
-    def payment_event(self, event_key: str) -> dict[str, Any] | None:
+    def payment_event(self, event_key: str) -> tuple[str, PaymentEventRecord] | None:
+        """The claimed event as stored (for a compare-and-set take-over) and read."""
         raw = self.redis.get(keys.payment_event(event_key))
-        return cast(dict[str, Any], json.loads(raw)) if raw else None
+        return (str(raw), PaymentEventRecord.model_validate_json(raw)) if raw else None
 
     def payment_event_and_booking(
         self, event_key: str, booking_id: str
-    ) -> tuple[dict[str, Any] | None, Booking | None]:
+    ) -> tuple[PaymentEventRecord | None, Booking | None]:
         """A received payment event and its booking, read in one round trip."""
         pipe = self.redis.pipeline(transaction=False)
         pipe.get(keys.payment_event(event_key))
@@ -633,7 +640,7 @@ class BookingStore:
             as_json = decode_record(str(stored))
             self._remember(booking_id, as_json)
             booking = Booking.from_json(as_json)
-        return (cast(dict[str, Any], json.loads(raw)) if raw else None), booking
+        return (PaymentEventRecord.model_validate_json(raw) if raw else None), booking
 
     def pending_payment_events(self, booking_ids: Iterable[str]) -> dict[str, list[str]]:
         """Received successful payment events not yet applied, per booking (one trip)."""

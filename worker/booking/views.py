@@ -39,6 +39,7 @@ from worker.booking.record import (
     PlacedOrder,
     StepClaim,
     TicketDocument,
+    TimelineEntry,
 )
 from worker.booking.states import State
 
@@ -216,15 +217,12 @@ def merchant_summary(booking: Booking) -> BookingSummary:
     )
 
 
-def merchant_view(booking: Booking, timeline: list[dict[str, Any]]) -> BookingView:
+def merchant_view(booking: Booking, timeline: list[TimelineEntry]) -> BookingView:
     """The booking with its timeline (entries as `BookingStore.timeline` reads them)."""
     entries = [
         TimelineEntryView(
-            at=str(e.get("at")),
-            **{"from": e.get("from")},
-            to=str(e.get("to")),
-            reason=e.get("reason"),
-            task_id=e.get("task_id"),
+            at=e["at"], **{"from": e["from"]}, to=e["to"], reason=e["reason"],
+            task_id=e["task_id"],
         )
         for e in timeline
     ]

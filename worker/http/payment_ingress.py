@@ -35,7 +35,7 @@ from kombu.serialization import dumps as kombu_dumps
 
 from worker.alerts import alert
 from worker.booking import keys
-from worker.booking.record import Payment, utcnow
+from worker.booking.record import Payment, PaymentEventRecord, utcnow
 from worker.booking.requests import PaymentEvent
 from worker.booking.service import BookingService, PaymentOutcome
 from worker.booking.task_names import TaskName
@@ -173,13 +173,13 @@ class PaymentIngress:
             currency=(event.currency or "").lower(),
             received_at=utcnow(),
         )
-        record = json.dumps({
-            "booking_id": event.booking_id,
-            "kind": event.kind,
-            "payment": payment.model_dump(mode="json"),
-            "enqueued": True,  # atomic with the LPUSH below
-            "recorded_at": time.time(),
-        })
+        record = PaymentEventRecord(
+            booking_id=event.booking_id,
+            kind=event.kind,
+            payment=payment,
+            enqueued=True,  # atomic with the LPUSH below
+            recorded_at=time.time(),
+        ).model_dump_json()
         result = self._script(
             keys=[
                 keys.payment_event(event.key),
