@@ -34,6 +34,7 @@ from worker.demo.bookings import Product, demo_bodies
 from worker.demo.fleet import Fleet, FleetConfig, running_fleet
 from worker.demo.report import DemoReport, build_report, render
 from worker.demo.traffic import Payment, PaymentProvider, Samples, Shop
+from worker.korus.stats import FLUSH_SECONDS as STATS_FLUSH_SECONDS
 from worker.processes import embedded_redis
 
 # Concurrent HTTP clients of the demo (shop + provider): enough to keep the front busy,
@@ -205,6 +206,9 @@ def _drive(
                         break
                 time.sleep(POLL_SECONDS)
         seconds = time.monotonic() - started
+        # Worker processes write their Korus call counts at most once a second
+        # (worker.korus.stats): wait for the last batch before reading them.
+        time.sleep(STATS_FLUSH_SECONDS + 0.25)
         after = traffic.shop.metrics()
         korus = _korus_calls(after) - _korus_calls(before)
         report = build_report(
