@@ -230,7 +230,11 @@ class BookingStore:
         return Booking.from_json(raw) if raw else None
 
     def _load_raw(self, booking_id: str) -> str | None:
-        stored = self.redis.hget(keys.booking(booking_id), "json")
+        return self._decoded(booking_id, self.redis.hget(keys.booking(booking_id), "json"))
+
+    def _decoded(self, booking_id: str, stored: object) -> str | None:
+        """A stored record field as JSON, remembered for the next compare-and-set, or
+        None (and forgotten) when the record is gone."""
         if not stored:
             self._forget(booking_id)
             return None
@@ -635,11 +639,8 @@ class BookingStore:
         pipe.get(keys.payment_event(event_key))
         pipe.hget(keys.booking(booking_id), "json")
         raw, stored = pipe.execute()
-        booking = None
-        if stored:
-            as_json = decode_record(str(stored))
-            self._remember(booking_id, as_json)
-            booking = Booking.from_json(as_json)
+        as_json = self._decoded(booking_id, stored)
+        booking = Booking.from_json(as_json) if as_json else None
         return (PaymentEventRecord.model_validate_json(raw) if raw else None), booking
 
     def pending_payment_events(self, booking_ids: Iterable[str]) -> dict[str, list[str]]:
@@ -717,11 +718,8 @@ class BookingStore:
         pipe.hget(keys.callbacks(booking_id), event_type)
         pipe.hget(keys.booking(booking_id), "json")
         raw, stored = pipe.execute()
-        booking = None
-        if stored:
-            as_json = decode_record(str(stored))
-            self._remember(booking_id, as_json)
-            booking = Booking.from_json(as_json)
+        as_json = self._decoded(booking_id, stored)
+        booking = Booking.from_json(as_json) if as_json else None
         return (None if raw is None else str(raw)), booking
 
     def callback_swap(
