@@ -279,24 +279,14 @@ class DocumentStep:
             unknown = sum(1 for _, t in tickets if t.id is None or t.item_id is None)
             if unknown:
                 reason = f"{unknown} ticket(s) need beneficiary data but Korus gave no ticket id"
-                self.ctx.store.update(
-                    self.booking_id,
-                    lambda b: _park(b, State.AWAITING_BENEFICIARY, reason),
-                    task_id=self.task_id,
-                )
-                alert("ticket_ids_missing", booking.id, reason)
+                self.await_beneficiary("ticket_ids_missing", reason)
                 return None
         if not tickets:
             return []
         if len(booking.beneficiaries) < len(tickets):
             given = len(booking.beneficiaries)
             reason = f"{len(tickets)} ticket(s) need beneficiary data; {given} given"
-            self.ctx.store.update(
-                self.booking_id,
-                lambda b: _park(b, State.AWAITING_BENEFICIARY, reason),
-                task_id=self.task_id,
-            )
-            alert("beneficiary_missing", booking.id, reason)
+            self.await_beneficiary("beneficiary_missing", reason)
             return None
         sent = []
         for (order_id, ticket), data in zip(tickets, booking.beneficiaries, strict=False):
@@ -310,6 +300,15 @@ class DocumentStep:
             )
             sent.append(ticket.id)
         return sent
+
+    def await_beneficiary(self, kind: str, reason: str) -> None:
+        """Park the booking in `awaiting_beneficiary` (compare-and-set) and raise `kind`."""
+        self.ctx.store.update(
+            self.booking_id,
+            lambda b: _park(b, State.AWAITING_BENEFICIARY, reason),
+            task_id=self.task_id,
+        )
+        alert(kind, self.booking_id, reason)
 
     @staticmethod
     def tickets_needing_data(booking: Booking) -> list[tuple[str, OrderedTicket]]:

@@ -96,6 +96,26 @@ def idempotency_claim(booking_id: str, digest: str, at: float) -> str:
     )
 
 
+def event_claim(event: PaymentEvent, *, enqueued: bool) -> PaymentEventRecord:
+    """The record that claims a verified provider event by its id (`keys.payment_event`),
+    received now; written by `record_payment` and by the web front's one-script ingress."""
+    payment = Payment(
+        provider=event.provider,
+        event_id=event.event_id,
+        payment_id=event.payment_id,
+        amount_minor=event.amount_minor or 0,
+        currency=(event.currency or "").lower(),
+        received_at=utcnow(),
+    )
+    return PaymentEventRecord(
+        booking_id=event.booking_id,
+        kind=event.kind,
+        payment=payment,
+        enqueued=enqueued,
+        recorded_at=time.time(),
+    )
+
+
 def new_booking_id() -> str:
     # 96 random bits as 24 hex chars: unique, URL-safe, well under Korus's 50-char
     # externalReference limit (the booking id is the Korus order externalReference).
@@ -276,21 +296,7 @@ class BookingService:
         payment id).
         """
         redis_key = keys.payment_event(event.key)
-        payment = Payment(
-            provider=event.provider,
-            event_id=event.event_id,
-            payment_id=event.payment_id,
-            amount_minor=event.amount_minor or 0,
-            currency=(event.currency or "").lower(),
-            received_at=utcnow(),
-        )
-        record = PaymentEventRecord(
-            booking_id=event.booking_id,
-            kind=event.kind,
-            payment=payment,
-            enqueued=False,
-            recorded_at=time.time(),
-        )
+        record = event_claim(event, enqueued=False)
         # Claim the event id and learn whether the booking exists; a success claimed is
         # also kept on the booking until applied (the sweeper applies it if the message
         # is lost, a redrive period from now at the latest): one round trip together.

@@ -35,9 +35,8 @@ from kombu.serialization import dumps as kombu_dumps
 
 from worker.alerts import alert
 from worker.booking import keys
-from worker.booking.record import Payment, PaymentEventRecord, utcnow
 from worker.booking.requests import PaymentEvent
-from worker.booking.service import BookingService, PaymentOutcome
+from worker.booking.service import BookingService, PaymentOutcome, event_claim
 from worker.booking.task_names import TaskName
 
 # Celery's embed (the third part of a protocol-2 body) for a task with no workflow.
@@ -165,21 +164,7 @@ class PaymentIngress:
         """Same outcomes and guarantees as `BookingService.record_payment`."""
         if not self.enabled or event.kind != "succeeded":
             return self.service.record_payment(event)
-        payment = Payment(
-            provider=event.provider,
-            event_id=event.event_id,
-            payment_id=event.payment_id,
-            amount_minor=event.amount_minor or 0,
-            currency=(event.currency or "").lower(),
-            received_at=utcnow(),
-        )
-        record = PaymentEventRecord(
-            booking_id=event.booking_id,
-            kind=event.kind,
-            payment=payment,
-            enqueued=True,  # atomic with the LPUSH below
-            recorded_at=time.time(),
-        ).model_dump_json()
+        record = event_claim(event, enqueued=True).model_dump_json()  # atomic with the LPUSH
         result = self._script(
             keys=[
                 keys.payment_event(event.key),
