@@ -25,7 +25,9 @@ Figures (printed as a table, and written as JSON with --json):
 - duplicate_callbacks: merchant callbacks received again with a webhook-id already seen;
 - max_recovery_seconds: for each booking whose step was claimed by a killed worker, the
   time from the kill to the booking's next progress, the largest;
-- drain_seconds: from the last payment delivered until every paid booking is final.
+- drain_seconds: from the last payment delivered until every paid booking is final;
+- process_crashes: processes of the fleet that exited without being killed by the run (a
+  process manager's restart is simulated: each is started again, and the run fails).
 
 Every loop is bounded in count and in time; nothing leaves loopback.
 """
@@ -59,7 +61,15 @@ from typing import Any
 import redis
 import requests
 
-from worker.processes import Proc, beat_proc, free_port, service_env, wait_http, worker_proc
+from worker.processes import (
+    Proc,
+    RedisServer,
+    beat_proc,
+    free_port,
+    service_env,
+    wait_http,
+    worker_proc,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "whsec_" + base64.b64encode(b"chaos-run-webhook-secret-32bytes").decode()
@@ -100,45 +110,6 @@ def redis_port() -> int:
     raise SystemExit("no free port in 31000-31099 for the private redis-server")
 
 
-@dataclass
-class RedisServer:
-    port: int
-    directory: Path
-    proc: Proc | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        argv = [
-            shutil.which("redis-server") or "redis-server",
-            "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-            "--appendonly", "yes", "--appendfsync", "everysec",
-            "--dir", str(self.directory), "--daemonize", "no",
-        ]
-        self.proc = Proc("redis", argv, os.environ, self.directory / "redis.log").start()
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            with contextlib.suppress(redis.RedisError):
-                if redis.Redis.from_url(self.url).ping():
-                    return
-            time.sleep(0.1)
-        raise SystemExit("the private redis-server did not start")
-
-    def restart(self) -> float:
-        """SIGTERM (Redis flushes its AOF), then start it again on the same files."""
-        assert self.proc is not None
-        started = time.monotonic()
-        self.proc.stop(timeout=20)
-        self.start()
-        return time.monotonic() - started
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.stop()
-
-
 def group_pids(pgid: int) -> list[int]:
     """Processes of a process group (a Celery worker and its pool), from /proc."""
     pids = []
@@ -160,6 +131,7 @@ class Fleet:
     options: Options
     procs: dict[str, Proc] = field(default_factory=dict)
     starts: Counter[str] = field(default_factory=Counter)
+    crashes: list[str] = field(default_factory=list)
 
     def start(self, name: str) -> Proc:
         self.starts[name] += 1
@@ -186,6 +158,16 @@ class Fleet:
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.process.wait(10)
         return pids
+
+    def supervise(self) -> None:
+        """Restart, as a process manager would, every process that exited without being
+        killed here, and record it: a crash fails the run, since nothing in it (a worker
+        kill, a Redis restart, Korus faults) may stop a process of the fleet."""
+        for name, proc in list(self.procs.items()):
+            if not proc.running:
+                code = proc.process.returncode if proc.process is not None else None
+                self.crashes.append(f"{name} (exit {code}, log {proc.log_path})")
+                self.start(name)
 
     def active_beat(self) -> str | None:
         """The beat that sent the latest sweep (RedBeat lets one beat send at a time)."""
@@ -427,8 +409,7 @@ def run(options: Options) -> dict[str, Any]:
     rng = random.Random(options.seed)
     started = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="bw-chaos-"))
-    server = RedisServer(redis_port(), work)
-    server.start()
+    server = RedisServer(redis_port(), work).start()
     sandbox_port = free_port()
     sandbox = Proc("sandbox", sandbox_argv(sandbox_port, options.seed), os.environ,
                    work / "sandbox.log").start()
@@ -500,6 +481,7 @@ def drive(options: Options, rng: random.Random, server: RedisServer, fleet: Flee
         for _ in range(10_000):  # bounded; stops with the load
             if done.wait(rng.uniform(*options.kill_every)):
                 return
+            fleet.supervise()
             progress = len(outcomes) / options.bookings
             if not beat_killed and progress >= 0.4:
                 active = fleet.active_beat()
@@ -549,19 +531,22 @@ def drive(options: Options, rng: random.Random, server: RedisServer, fleet: Flee
 
     drain_deadline = time.monotonic() + options.drain_limit
     while time.monotonic() < drain_deadline:  # bounded
+        fleet.supervise()
         with contextlib.suppress(redis.RedisError):
             if all(b.state in FINAL for b in store.load_many(paid_ids)):
                 break
         time.sleep(1)
     drain_seconds = time.monotonic() - last_paid
     time.sleep(3)  # callbacks of the last transitions
+    fleet.supervise()
     return figures(options, store, admin, merchant, outcomes, paid_ids, kills, events,
-                   load_seconds, drain_seconds)
+                   load_seconds, drain_seconds, fleet.crashes)
 
 
 def figures(options: Options, store: Any, admin: Any, merchant: Merchant,
             outcomes: list[Outcome], paid_ids: set[str], kills: list[Kill],
-            events: Counter[str], load_seconds: float, drain_seconds: float) -> dict[str, Any]:
+            events: Counter[str], load_seconds: float, drain_seconds: float,
+            crashes: list[str]) -> dict[str, Any]:
     from worker.booking.states import FINAL, State
 
     created = [o.booking_id for o in outcomes if o.booking_id]
@@ -609,6 +594,8 @@ def figures(options: Options, store: Any, admin: Any, merchant: Merchant,
         "beat_kills": events["beat_kills"],
         "redis_restarts": events["redis_restarts"],
         "redis_restart_ms": events["redis_restart_ms"],
+        "process_crashes": len(crashes),
+        "crashed": crashes,
         "slowest_recoveries": [(round(t, 1), i) for t, i in measured[:10]],
         "states": dict(states),
         "create_errors": Counter(o.error for o in outcomes if o.error),
@@ -621,10 +608,12 @@ def table(result: dict[str, Any]) -> str:
     keys = ("bookings", "paid", "completed", "refund_required", "unpaid", "lost",
             "double_orders", "max_orders_per_booking", "stranded_paid", "duplicate_callbacks",
             "max_recovery_seconds", "recovered_bookings", "unrecovered_bookings",
-            "drain_seconds", "load_seconds", "worker_kills", "beat_kills", "redis_restarts")
+            "drain_seconds", "load_seconds", "worker_kills", "beat_kills", "redis_restarts",
+            "process_crashes")
     width = max(len(k) for k in keys)
     lines = [f"{k:<{width}}  {result[k]}" for k in keys]
     lines.append(f"{'states':<{width}}  {result['states']}")
+    lines.extend(f"{'crashed':<{width}}  {crash}" for crash in result["crashed"])
     return "\n".join(lines)
 
 
@@ -645,7 +634,8 @@ def main(argv: list[str] | None = None) -> int:
     # A run that could not create its bookings proves nothing: it fails too.
     created_all = result["bookings"] == options.bookings and not result["create_errors"]
     healthy = (created_all and result["lost"] == 0 and result["double_orders"] == 0
-               and result["stranded_paid"] == 0 and result["max_recovery_seconds"] <= 60)
+               and result["stranded_paid"] == 0 and result["max_recovery_seconds"] <= 60
+               and result["process_crashes"] == 0)
     return 0 if healthy else 1
 
 

