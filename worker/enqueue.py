@@ -14,14 +14,17 @@ class CeleryEnqueuer:
     """The `Enqueuer` of worker.booking.effects over Celery's `send_task`.
 
     Routing (queues) comes from the app's `task_routes`; `send_task` returns once the
-    broker accepted the message.
+    broker accepted the message. Every message says `ignore_result` (there is no result
+    backend): left out, its header is whatever this Celery version's `send_task` puts
+    there (False in 5.6, None in 5.7), and the webhook ingress builds the same message.
     """
 
     def __init__(self, app: Celery) -> None:
         self.app = app
 
     def _send(self, name: TaskName, args: list[Any], **options: Any) -> None:
-        self.app.send_task(name, args=args, **{k: v for k, v in options.items() if v is not None})
+        sent = {k: v for k, v in options.items() if v is not None}
+        self.app.send_task(name, args=args, ignore_result=True, **sent)
 
     def reserve(self, booking_id: str) -> None:
         self._send(TaskName.RESERVE, [booking_id])

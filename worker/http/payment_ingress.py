@@ -116,7 +116,7 @@ class PaymentIngress:
         registered = self.app._tasks.get(TaskName.PAYMENT_SUCCEEDED)
         built = self.app.amqp.create_task_message(
             task_id, TaskName.PAYMENT_SUCCEEDED, args, {},
-            ignore_result=None,  # what send_task puts there when the option is not given
+            ignore_result=True,  # as CeleryEnqueuer sends it
             reply_to=self.app.thread_oid,  # as send_task does
             time_limit=getattr(registered, "time_limit", None),
             soft_time_limit=getattr(registered, "soft_time_limit", None),
