@@ -162,11 +162,18 @@ class Fleet:
     def supervise(self) -> None:
         """Restart, as a process manager would, every process that exited without being
         killed here, and record it: a crash fails the run, since nothing in it (a worker
-        kill, a Redis restart, Korus faults) may stop a process of the fleet."""
+        kill, a Redis restart, Korus faults) may stop a process of the fleet. The end of
+        its log goes to stderr at once (the logs are removed after the run)."""
         for name, proc in list(self.procs.items()):
             if not proc.running:
                 code = proc.process.returncode if proc.process is not None else None
                 self.crashes.append(f"{name} (exit {code}, log {proc.log_path})")
+                tail: list[str] = []
+                if proc.log_path is not None:
+                    with contextlib.suppress(OSError):
+                        tail = proc.log_path.read_text(errors="replace").splitlines()[-15:]
+                print(f"chaos: {name} exited on its own (exit {code}); its log ends:",
+                      *(f"  | {line}" for line in tail), sep="\n", file=sys.stderr)
                 self.start(name)
 
     def active_beat(self) -> str | None:
