@@ -25,7 +25,7 @@ from worker.booking import keys
 from worker.booking.context import RetryLater, StepContext
 from worker.booking.deadlines import DeadlinePolicy
 from worker.booking.documents import fetch_documents
-from worker.booking.ordering import create_order
+from worker.booking.ordering import claim, create_order
 from worker.booking.payment import payment_succeeded
 from worker.booking.reserve import reserve
 from worker.booking.service import BookingService
@@ -283,3 +283,37 @@ def test_a_long_wait_for_a_lagging_listing_is_the_sweepers_alone(
     clock.advance(2)
     # The sweeper enqueues the step at the end of the wait, though nothing is listed yet.
     assert sweep(ctx)["documents"] == 1 and steps.queued.count("documents") == 1
+
+
+def test_a_second_delivery_of_create_order_waits_for_the_lease_of_the_first(
+    parts: tuple[StepContext, BookingService, Clock],
+    admin: SandboxAdmin,
+    catalog: dict[str, Any],
+) -> None:
+    """RabbitMQ requeues a message when a connection drops, so a second copy (the same
+    task id) can arrive while the first is still in its order call. The listing cannot
+    show that order yet: the copy must wait for the attempt's lease, never reconcile
+    and call again. (Before, a copy with the same task id was let through; with a real
+    RabbitMQ connection drop its timeline read "reconciled: 1 reservation(s) not
+    ordered", then "order call 2 starting".)"""
+    ctx, service, clock = parts
+    booking_id = paid(ctx, service, catalog)
+    lease = timedelta(seconds=ctx.settings.order_lease_seconds)
+    # The first copy of "t-order" won the attempt and is in its call.
+    ctx.store.update(booking_id, lambda b: claim(b, "t-order", clock(), lease, None))
+    assert service.get(booking_id).state == State.ORDERING
+
+    for _ in range(3):  # it looks again in short steps while the lease runs
+        with pytest.raises(RetryLater) as second_copy:
+            create_order(ctx, booking_id, "t-order")
+        assert second_copy.value.countdown <= ctx.settings.countdown_max_seconds
+        clock.advance(second_copy.value.countdown)
+    assert admin.calls().get(ORDERS, 0) == 0
+    assert service.get(booking_id).state == State.ORDERING
+
+    # The first copy died with its call unanswered: after the lease the message
+    # reconciles (the listing shows nothing) and only then calls.
+    clock.advance(lease.total_seconds())
+    create_order(ctx, booking_id, "t-order")
+    assert service.get(booking_id).state == State.ORDERED
+    assert admin.calls()[ORDERS] == 1

@@ -6,8 +6,8 @@ orders by externalReference (our booking id). The rules that make "exactly once"
 1. Before any order call the booking is moved, by compare-and-set, into `ordering` with a
    numbered attempt and a lease longer than the call's timeouts. Only the task that won
    that compare-and-set sends the call.
-2. A task that finds `ordering` with a live lease held by another task does not call;
-   it retries after the lease.
+2. A task that finds `ordering` with a live lease does not call, whoever holds it (a
+   second delivery of the same message too); it retries after the lease.
 3. Once a call may have reached Korus and its answer is unknown (timeout, reset, 5xx, a
    dead worker), the booking goes through `order_uncertain` and is *reconciled* through
    `GET orders?external_reference=`; a new call is sent only for reservations that the
@@ -275,11 +275,18 @@ class OrderStep:
         attempt = booking.order_attempt
         if booking.state == State.ORDERING and attempt is not None and attempt.sent:
             # Live while its lease runs and its worker's liveness key exists: a killed
-            # worker's call is reconciled at once, not after the whole lease.
+            # worker's call is reconciled once its key lapses, not after the whole
+            # lease. A live attempt of this very task id gets no favour: it may be a
+            # second delivery of the message (RabbitMQ requeues on a connection loss)
+            # while the first copy is still in its call, and a listing read now could
+            # miss that order and allow a second call. So the task looks again in short
+            # steps (a broker countdown) until the owner is gone or the lease ends.
             live = attempt.lease_until > now and self.ctx.owner_alive(attempt.owner)
-            if live and attempt.task_id != self.task_id:
-                wait = (attempt.lease_until - now).total_seconds() + 0.1
-                raise RetryLater("another task's order call may be in flight", wait)
+            if live:
+                remaining = (attempt.lease_until - now).total_seconds() + 0.1
+                step = max(1.0, self.ctx.settings.countdown_max_seconds)
+                raise RetryLater("an order call of this booking may be in flight",
+                                 min(remaining, step))
             booking = self.reconcile(booking)  # its update sends the follow-ups
         elif booking.state == State.ORDER_UNCERTAIN:
             booking = self.reconcile(booking)
