@@ -167,13 +167,21 @@ class RedisServer:
             "--dir", str(self.directory), "--daemonize", "no",
         ]  # fmt: skip
         self.proc = Proc("redis", argv, os.environ, self.directory / "redis.log").start()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with contextlib.suppress(redis.RedisError):
-                if redis.Redis.from_url(self.url).ping():
-                    return self
-            time.sleep(0.1)
-        raise TimeoutError(f"redis-server on port {self.port} did not start within {timeout}s")
+        client = redis.Redis.from_url(self.url, socket_timeout=1)
+        try:
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline and self.proc.running:
+                with contextlib.suppress(redis.RedisError):
+                    # Ours, not another server already on the port.
+                    if client.info("server")["process_id"] == self.proc.pid:
+                        return self
+                time.sleep(0.1)
+        finally:
+            client.close()
+        raise TimeoutError(
+            f"redis-server on port {self.port} exited or did not answer within {timeout}s "
+            f"(see {self.directory / 'redis.log'})"
+        )
 
     def restart(self) -> float:
         """Stop the server (SIGTERM) and start it again on the same files; the seconds

@@ -6,8 +6,9 @@ orders by externalReference (our booking id). The rules that make "exactly once"
 1. Before any order call the booking is moved, by compare-and-set, into `ordering` with a
    numbered attempt and a lease longer than the call's timeouts. Only the task that won
    that compare-and-set sends the call.
-2. A task that finds `ordering` with a live lease does not call, whoever holds it (a
-   second delivery of the same message too); it retries after the lease.
+2. A task that finds `ordering` with a live attempt (lease running, owner's liveness key
+   present) does not call, whoever holds it (a second delivery of the same message too);
+   it looks again in countdown-sized steps until the owner is gone or the lease ends.
 3. Once a call may have reached Korus and its answer is unknown (timeout, reset, 5xx, a
    dead worker), the booking goes through `order_uncertain` and is *reconciled* through
    `GET orders?external_reference=`; a new call is sent only for reservations that the
